@@ -1,0 +1,137 @@
+"""Test harness shared by the notebook runs (nbval) and the focused tests in tests/.
+
+- nbval executes every notebook under p1ch*/ in its own folder (see the README's
+  test command); this file keeps what each executed cell printed, so tests in
+  tests/ can check the book's figures without running a notebook twice.
+- ``executed_notebook("p1ch3/1_tensors.ipynb")`` returns those fresh outputs,
+  executing the notebook itself (with nbclient) when nbval did not run it.
+- Stand-ins for downloads that cannot happen offline live in tests/standins/.
+"""
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+
+pytest_plugins = ["tests.standins.cifar", "tests.standins.pretrained"]
+
+CELL_TIMEOUT = int(os.environ.get("DLWPT_CELL_TIMEOUT", "1200"))
+
+# Outputs of notebooks run by nbval in this session: {notebook path: {cell index: outputs}}
+_NBVAL_OUTPUTS = {}
+_NBVAL_FAILED = set()
+
+
+def pytest_configure(config):
+    # Tests shorten long training runs (chapter 7); readers get the book's settings.
+    os.environ.setdefault("DLWPT_QUICK", "1")
+    if getattr(config.option, "nbval_cell_timeout", None) == 2000:
+        config.option.nbval_cell_timeout = CELL_TIMEOUT
+
+
+def _is_nbval_cell(item):
+    return type(item).__name__ == "IPyNbCell"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    # Notebooks run first, so the focused tests can reuse their outputs.
+    items.sort(key=lambda item: 0 if _is_nbval_cell(item) else 1)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if _is_nbval_cell(item) and call.when == "call":
+        nb = str(Path(str(item.parent.fspath)).resolve())
+        if report.failed:
+            _NBVAL_FAILED.add(nb)
+        elif report.passed:
+            _NBVAL_OUTPUTS.setdefault(nb, {})[item.cell_num] = list(item.test_outputs or [])
+    return report
+
+
+class ExecutedNotebook:
+    """A notebook's code cells with the outputs of a fresh run."""
+
+    def __init__(self, path, cells):
+        self.path = path
+        self.cells = cells  # list of (source, outputs)
+
+    def find(self, contains):
+        """The one code cell whose source contains ``contains``."""
+        hits = [c for c in self.cells if contains in c[0]]
+        if len(hits) != 1:
+            raise AssertionError(f"{len(hits)} cells of {self.path.name} contain {contains!r} (need exactly 1)")
+        return hits[0]
+
+    def text(self, contains):
+        """Everything the cell printed (stdout, then its result), as text."""
+        return output_text(self.find(contains)[1])
+
+    def result(self, contains):
+        """The cell's ``Out[N]`` value (text/plain of execute_result)."""
+        for out in self.find(contains)[1]:
+            if out.get("output_type") == "execute_result":
+                return out["data"]["text/plain"]
+        raise AssertionError(f"cell with {contains!r} in {self.path.name} has no Out[] value")
+
+    def stderr(self):
+        return "".join(
+            "".join(o.get("text", "")) for _, outs in self.cells for o in outs if o.get("name") == "stderr"
+        )
+
+
+def output_text(outputs):
+    parts = []
+    for out in outputs:
+        kind = out.get("output_type")
+        if kind == "stream":
+            parts.append("".join(out.get("text", "")))
+        elif kind in ("execute_result", "display_data") and "text/plain" in out.get("data", {}):
+            parts.append("".join(out["data"]["text/plain"]) + "\n")
+        elif kind == "error":
+            parts.append(f"{out.get('ename')}: {out.get('evalue')}\n")
+    return "".join(parts)
+
+
+def run_notebook(path, timeout=CELL_TIMEOUT):
+    """Execute a notebook in its own folder with nbclient; return an ExecutedNotebook."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    return ExecutedNotebook(path, [(c.source, c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"])
+
+
+_RUN_CACHE = {}
+
+
+@pytest.fixture(scope="session")
+def executed_notebook():
+    """Factory: ``executed_notebook("p1ch3/1_tensors.ipynb")`` -> ExecutedNotebook of a fresh run."""
+
+    def get(relpath):
+        import nbformat
+
+        path = (ROOT / relpath).resolve()
+        key = str(path)
+        if key in _RUN_CACHE:
+            return _RUN_CACHE[key]
+        if key in _NBVAL_FAILED:
+            pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
+        nb = nbformat.read(path, as_version=4)
+        done = _NBVAL_OUTPUTS.get(key, {})
+        code = [c for c in nb.cells if c.cell_type == "code"]  # nbval numbers code cells only
+        if code and all(j in done for j in range(len(code))):
+            result = ExecutedNotebook(path, [(c.source, done[j]) for j, c in enumerate(code)])
+        else:
+            result = run_notebook(path)
+        _RUN_CACHE[key] = result
+        return result
+
+    return get

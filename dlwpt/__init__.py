@@ -1,0 +1,117 @@
+"""Small helpers for the notebooks of *Deep Learning with PyTorch, 2nd ed.*
+
+- ``get_device()`` / ``describe_device()``: CUDA, else Apple MPS, else CPU
+  (``DLWPT_DEVICE=cpu`` forces a choice).
+- ``require_data("p1ch4/tabular-wine")``: checks the book's data files are in
+  ``data/`` and, if not, says which command fetches them.
+- ``quick_mode()``: ``DLWPT_QUICK=1`` shortens long training runs (tests).
+"""
+
+import os
+from pathlib import Path
+
+__all__ = [
+    "REPO_URL",
+    "REPO_ROOT",
+    "DATA_DIR",
+    "get_device",
+    "describe_device",
+    "quick_mode",
+    "require_data",
+    "fetch_command",
+]
+
+# Where the repository is published (Colab badges and the Colab setup cell use it).
+REPO_URL = "https://github.com/dlwpt-2e/dlwpt-2e"
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = REPO_ROOT / "data"
+
+DEVICE_ENV = "DLWPT_DEVICE"
+QUICK_ENV = "DLWPT_QUICK"
+
+
+def get_device():
+    """Return the ``torch.device`` the notebooks use.
+
+    Order: CUDA, then Apple MPS, then CPU. Set ``DLWPT_DEVICE`` (``cpu``,
+    ``cuda``, ``cuda:1``, ``mps``) to force one; forcing a device that is not
+    available raises a ``RuntimeError`` instead of silently falling back.
+    """
+    import torch
+
+    forced = os.environ.get(DEVICE_ENV, "").strip().lower()
+    if forced:
+        device = torch.device(forced)  # raises on a malformed name
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"{DEVICE_ENV}={forced} but CUDA is not available here")
+        if device.type == "mps" and not _mps_available():
+            raise RuntimeError(f"{DEVICE_ENV}={forced} but Apple MPS is not available here")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if _mps_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _mps_available():
+    import torch
+
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend and backend.is_available())
+
+
+def describe_device(device=None):
+    """Print and return one line saying which device is used (and the GPU's name)."""
+    import torch
+
+    device = torch.device(device) if device is not None else get_device()
+    if device.type == "cuda":
+        what = f"cuda ({torch.cuda.get_device_name(device)})"
+    elif device.type == "mps":
+        what = "mps (Apple GPU)"
+    else:
+        what = "cpu"
+    how = f"forced by {DEVICE_ENV}" if os.environ.get(DEVICE_ENV) else "auto-detected"
+    line = f"Using device: {what} [{how}]"
+    print(line)
+    return line
+
+
+def quick_mode():
+    """True when ``DLWPT_QUICK`` is set to 1/true/yes: tests shorten training with it."""
+    return os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def fetch_command(prefix=None):
+    """The shell command that fetches the data under ``prefix`` (a chapter or folder)."""
+    chapter = prefix.split("/")[0] if prefix else ""
+    return f"python -m dlwpt.fetch {chapter}".rstrip()
+
+
+def require_data(prefix, data_dir=None):
+    """Check that every manifest file under ``prefix`` is present in ``data/``.
+
+    Returns the folder ``data/<prefix>``. A missing file raises a
+    ``FileNotFoundError`` that names the file and the command that fetches it.
+    (Presence and size are checked here; ``python -m dlwpt.fetch`` checks SHA-256.)
+    """
+    from .fetch import load_manifest
+
+    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    entries = [e for e in load_manifest() if e.path == prefix or e.path.startswith(prefix.rstrip("/") + "/")]
+    if not entries:
+        raise ValueError(f"no data files of the book are listed under {prefix!r}")
+    missing = []
+    for entry in entries:
+        target = data_dir / entry.path
+        if not target.is_file() or (entry.size is not None and target.stat().st_size != entry.size):
+            missing.append(entry.path)
+    if missing:
+        shown = "\n  ".join(missing[:5]) + ("\n  ..." if len(missing) > 5 else "")
+        raise FileNotFoundError(
+            f"{len(missing)} data file(s) of the book are missing or incomplete in {data_dir}:\n  {shown}\n"
+            f"Fetch them from the repository root with:\n  {fetch_command(prefix)}"
+        )
+    return data_dir / prefix

@@ -1,0 +1,227 @@
+"""Fetch the book's data files into ``data/``, verified.
+
+Usage (from the repository root)::
+
+    python -m dlwpt.fetch                 # everything
+    python -m dlwpt.fetch p1ch4           # one chapter (or a folder: p1ch4/tabular-wine)
+    python -m dlwpt.fetch --mirror DIR    # copy from a local mirror instead of the internet
+                                          # (or set DLWPT_DATA_MIRROR=DIR)
+
+Every file is checked against ``manifest.tsv`` (size and SHA-256, or a git blob
+id). A file is written to a temporary name next to its target and renamed into
+place only after it checked out, so ``data/`` never holds a partial or corrupt
+file. Files already present and correct are skipped.
+"""
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+import tempfile
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import DATA_DIR
+
+MANIFEST = Path(__file__).with_name("manifest.tsv")
+MIRROR_ENV = "DLWPT_DATA_MIRROR"
+CHUNK = 1 << 20
+PROGRESS_MIN_BYTES = 1 << 20  # progress bar for files of 1 MiB and more
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: str  # relative to data/
+    size: "int | None"
+    sha256: "str | None"
+    url: str
+    git_blob: "str | None"  # SHA-1 of b"blob <size>\0" + content, for files with no published SHA-256
+
+    @property
+    def optional(self):
+        # Hosted outside the book's second-edition repository and not mirrored:
+        # its absence is reported but does not fail a fetch.
+        return self.git_blob is not None
+
+
+class FetchError(Exception):
+    pass
+
+
+def load_manifest(path=MANIFEST):
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = csv.DictReader(f, delimiter="\t")
+        return [
+            Entry(
+                path=r["path"],
+                size=int(r["size"]) if r["size"] else None,
+                sha256=r["sha256"] or None,
+                url=r["url"],
+                git_blob=r["git_blob"] or None,
+            )
+            for r in rows
+        ]
+
+
+def select(entries, wanted):
+    """Entries whose path equals or lies under one of ``wanted`` (all if empty)."""
+    if not wanted:
+        return list(entries)
+    chosen = []
+    for entry in entries:
+        for w in wanted:
+            w = w.strip("/")
+            if entry.path == w or entry.path.startswith(w + "/"):
+                chosen.append(entry)
+                break
+    return chosen
+
+
+def git_blob_id(path):
+    h = hashlib.sha1(f"blob {os.path.getsize(path)}\0".encode())
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_file(path, entry):
+    """Return None if ``path`` matches ``entry``, else the reason it does not."""
+    size = os.path.getsize(path)
+    if entry.size is not None and size != entry.size:
+        return f"wrong size: {size} bytes, expected {entry.size}"
+    if entry.sha256:
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(CHUNK), b""):
+                h.update(chunk)
+        if h.hexdigest() != entry.sha256:
+            return f"SHA-256 mismatch: got {h.hexdigest()[:16]}..., expected {entry.sha256[:16]}..."
+    if entry.git_blob and git_blob_id(path) != entry.git_blob:
+        return f"git blob id mismatch: expected {entry.git_blob}"
+    return None
+
+
+def _open_source(entry, mirror, timeout):
+    """Return (readable binary stream, total size or None, description)."""
+    if mirror is not None:
+        src = Path(mirror) / entry.path
+        if not src.is_file():
+            raise FetchError(f"not in the mirror {mirror}")
+        return open(src, "rb"), src.stat().st_size, f"mirror {mirror}"
+    try:
+        resp = urllib.request.urlopen(entry.url, timeout=timeout)
+    except urllib.error.HTTPError as e:
+        raise FetchError(f"HTTP {e.code} from {entry.url}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise FetchError(f"cannot reach {entry.url} ({reason}); offline? use --mirror DIR") from None
+    length = resp.headers.get("Content-Length")
+    return resp, int(length) if length else None, entry.url
+
+
+def _progress(total, label):
+    if total is None or total < PROGRESS_MIN_BYTES:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False, mininterval=0.5)
+
+
+def fetch_one(entry, data_dir, mirror=None, timeout=60):
+    """Make ``data_dir/entry.path`` a verified copy. Returns "present" or "fetched".
+
+    Raises ``FetchError`` with the reason on failure; then no file (neither a
+    partial download nor a corrupt earlier one) is left under the target name.
+    """
+    target = Path(data_dir) / entry.path
+    replaced = None
+    if target.exists():
+        replaced = check_file(target, entry)
+        if replaced is None:
+            return "present"
+        target.unlink()  # a corrupt file is never left in place
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    try:
+        stream, total, source = _open_source(entry, mirror, timeout)
+        bar = _progress(total, entry.path)
+        with stream, os.fdopen(fd, "wb") as out:
+            fd = None
+            try:
+                for chunk in iter(lambda: stream.read(CHUNK), b""):
+                    out.write(chunk)
+                    if bar is not None:
+                        bar.update(len(chunk))
+            except OSError as e:
+                raise FetchError(f"transfer from {source} broke off: {e}") from None
+            finally:
+                if bar is not None:
+                    bar.close()
+        reason = check_file(tmp, entry)
+        if reason:
+            raise FetchError(f"download from {source} rejected: {reason}")
+        os.replace(tmp, target)
+        tmp = None
+    finally:
+        if fd is not None:
+            os.close(fd)
+        if tmp is not None and os.path.exists(tmp):
+            os.remove(tmp)
+    return "fetched" if replaced is None else "fetched (replaced a bad copy: " + replaced + ")"
+
+
+def fetch(wanted=(), data_dir=DATA_DIR, mirror=None, out=sys.stdout):
+    """Fetch the selected entries; print a summary; return the exit status."""
+    entries = select(load_manifest(), wanted)
+    if not entries:
+        print(f"Nothing in the manifest matches {' '.join(wanted)!r}. Chapters: p1ch2, p1ch4.", file=out)
+        return 2
+    print(f"Fetching {len(entries)} file(s) into {data_dir} from {mirror or 'the internet'}", file=out)
+    fetched, present, failed, skipped = [], [], [], []
+    for entry in entries:
+        try:
+            status = fetch_one(entry, data_dir, mirror)
+        except FetchError as e:
+            (skipped if entry.optional else failed).append((entry, str(e)))
+            continue
+        (present if status == "present" else fetched).append((entry, status))
+        if status != "present":
+            print(f"  {status:8s} {entry.path}", file=out)
+
+    retry = "python -m dlwpt.fetch " + " ".join(wanted) + (f" --mirror {mirror}" if mirror else "")
+    print(
+        f"Summary: {len(fetched)} fetched, {len(present)} already present, {len(failed)} failed"
+        + (f", {len(skipped)} optional not available" if skipped else ""),
+        file=out,
+    )
+    for entry, reason in failed:
+        print(f"  FAILED {entry.path}: {reason}", file=out)
+    for entry, reason in skipped:
+        print(f"  NOT AVAILABLE (optional) {entry.path}: {reason}", file=out)
+        print(f"    only needed by the notebooks of {entry.path.split('/')[0]}; online, get it with:", file=out)
+        print(f"    python -m dlwpt.fetch {entry.path}", file=out)
+    if failed:
+        print(f"Retry with: {' '.join(retry.split())}", file=out)
+        return 1
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m dlwpt.fetch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="*", help="chapters or folders to fetch (p1ch2, p1ch4/tabular-wine); default all")
+    parser.add_argument(
+        "--mirror", default=os.environ.get(MIRROR_ENV) or None, help=f"local mirror folder (default ${MIRROR_ENV})"
+    )
+    parser.add_argument("--data-dir", default=str(DATA_DIR), help="where to put the files (default: data/)")
+    args = parser.parse_args(argv)
+    if args.mirror and not Path(args.mirror).is_dir():
+        parser.error(f"mirror folder {args.mirror} does not exist")
+    return fetch(args.what, Path(args.data_dir), args.mirror)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
