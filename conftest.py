@@ -104,7 +104,8 @@ def run_notebook(path, timeout=CELL_TIMEOUT):
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    where = {"metadata": {"path": str(path.parent)}}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=where).execute()
     return ExecutedNotebook(path, [(c.source, c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"])
 
 

@@ -119,6 +119,8 @@ def _open_source(entry, mirror, timeout):
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise FetchError(f"cannot reach {entry.url} ({reason}); offline? use --mirror DIR") from None
+    except ValueError as e:  # malformed URL
+        raise FetchError(f"bad URL {entry.url!r}: {e}") from None
     length = resp.headers.get("Content-Length")
     return resp, int(length) if length else None, entry.url
 
@@ -174,9 +176,10 @@ def fetch_one(entry, data_dir, mirror=None, timeout=60):
     return "fetched" if replaced is None else "fetched (replaced a bad copy: " + replaced + ")"
 
 
-def fetch(wanted=(), data_dir=DATA_DIR, mirror=None, out=sys.stdout):
+def fetch(wanted=(), data_dir=DATA_DIR, mirror=None, out=None, manifest=MANIFEST):
     """Fetch the selected entries; print a summary; return the exit status."""
-    entries = select(load_manifest(), wanted)
+    out = out or sys.stdout
+    entries = select(load_manifest(manifest), wanted)
     if not entries:
         print(f"Nothing in the manifest matches {' '.join(wanted)!r}. Chapters: p1ch2, p1ch4.", file=out)
         return 2
