@@ -93,14 +93,19 @@ def fetch_command(prefix=None):
 def require_data(prefix, data_dir=None):
     """Check that every manifest file under ``prefix`` is present in ``data/``.
 
-    Returns the folder ``data/<prefix>``. A missing file raises a
+    Returns ``data/<prefix>``. A missing file raises a
     ``FileNotFoundError`` that names the file and the command that fetches it.
     (Presence and size are checked here; ``python -m dlwpt.fetch`` checks SHA-256.)
     """
     from .fetch import load_manifest
 
     data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
-    entries = [e for e in load_manifest() if e.path == prefix or e.path.startswith(prefix.rstrip("/") + "/")]
+    # Optional files (the CycleGAN weights) count only when asked for by name.
+    entries = [
+        e
+        for e in load_manifest()
+        if e.path == prefix or (e.path.startswith(prefix.rstrip("/") + "/") and not e.optional)
+    ]
     if not entries:
         raise ValueError(f"no data files of the book are listed under {prefix!r}")
     missing = []
