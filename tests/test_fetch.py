@@ -65,7 +65,8 @@ def test_select_one_chapter_or_folder(setup, capsys):
     code, out = run(setup, capsys, wanted=["p1ch9/sub dir"])
     assert code == 0 and "1 fetched" in out
     assert leftovers(setup[1]) == ["b.bin"]
-    assert F.fetch(["p1ch99"], setup[1], str(setup[0]), manifest=setup[2]) == 2
+    assert F.fetch(["p1ch99"], setup[1], str(setup[0]), manifest=setup[2]) == 2  # unknown
+    assert F.fetch(["p1ch3"], setup[1], str(setup[0]), manifest=setup[2]) == 0  # a chapter with no data
 
 
 @pytest.mark.parametrize(
