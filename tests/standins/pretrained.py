@@ -1,1 +1,286 @@
-"""Placeholder: filled in by the chapter's work."""
+"""Offline stand-ins for chapter 2's downloads (loaded by the root conftest as a pytest plugin).
+
+Chapter 2's notebooks download pretrained weights, a PyTorch Hub repository and
+Hugging Face models. No hub is reachable in the test environment, so when the
+run collects chapter 2 this plugin builds, in a temporary folder:
+
+- ``$TORCH_HOME/hub/checkpoints/``: randomly initialised weights under the file
+  names torchvision downloads (``resnet101-cd907fc2.pth``, ``resnet18-f37072fd.pth``);
+- ``$TORCH_HOME/hub/pytorch_vision_main/hubconf.py``: a local stand-in for
+  ``github.com/pytorch/vision`` (its entry points come from the installed
+  torchvision); with no internet ``torch.hub`` falls back to this cache;
+- ``$HF_HUB_CACHE``: tiny random GPT-2 and BLIP models, with tokenizers, under
+  the real repository ids (``gpt2``, ``Salesforce/blip-image-captioning-large``),
+  and ``HF_HUB_OFFLINE=1``;
+- ``horse2zebra_0.4.0.pth``: random tensors with the names and shapes of the
+  published CycleGAN file (``shared/facts/``). The fixture ``p1ch2_layout``
+  gives a temporary copy of the repository layout (``p1ch2/`` notebooks plus
+  ``data/p1ch2/`` linking the real data files and this stand-in) so the CycleGAN
+  notebook runs unchanged without writing into the repository's ``data/``.
+  nbval therefore does not collect ``p1ch2/3_cyclegan.ipynb`` and
+  ``p1ch2/exercises_solutions.ipynb``; tests/test_p1ch2.py runs them there.
+
+The stand-ins only let the notebooks' code run as a reader runs it online; they
+carry no trained knowledge. ``pytest --real-downloads`` skips all of this (the
+notebooks then download the real files, so the internet is needed) and enables
+the tests marked ``real_downloads``.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FACTS = ROOT.parent / "shared" / "facts" / "horse2zebra_0.4.0.state_dict_manifest.json"
+OPTION = "--real-downloads"
+# Notebooks that read ../data/p1ch2/horse2zebra_0.4.0.pth: run from the temporary layout.
+LAYOUT_NOTEBOOKS = ("3_cyclegan.ipynb", "exercises_solutions.ipynb")
+GPT2_ID = "gpt2"
+BLIP_ID = "Salesforce/blip-image-captioning-large"
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+ENV_VARS = ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+
+_state = {"dir": None, "saved_env": None}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        OPTION,
+        action="store_true",
+        default=False,
+        help="chapter 2: download the real pretrained weights and models (needs the internet) instead of "
+        "building offline stand-ins; also runs the tests marked real_downloads",
+    )
+
+
+def use_real_downloads(config):
+    return bool(config.getoption(OPTION, default=False))
+
+
+def pytest_ignore_collect(collection_path, config):
+    if use_real_downloads(config):
+        return None
+    path = Path(str(collection_path))
+    if path.parent.name == "p1ch2" and path.name in LAYOUT_NOTEBOOKS:
+        return True  # run from the temporary layout by tests/test_p1ch2.py
+    return None
+
+
+def _is_chapter2(item):
+    path = Path(str(item.path))
+    return path.parent.name == "p1ch2" or path.name == "test_p1ch2.py"
+
+
+def pytest_collection_modifyitems(session, config, items):
+    real = use_real_downloads(config)
+    skip = pytest.mark.skip(reason=f"needs the internet and the real downloads; run with {OPTION}")
+    for item in items:
+        if not real and item.get_closest_marker("real_downloads"):
+            item.add_marker(skip)
+    if not real and any(_is_chapter2(item) for item in items):
+        build_standins()  # before any kernel starts: kernels inherit os.environ
+
+
+def pytest_unconfigure(config):
+    if _state["saved_env"] is not None:
+        for name, value in _state["saved_env"].items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    if _state["dir"] is not None:
+        shutil.rmtree(_state["dir"], ignore_errors=True)
+    _state.update(dir=None, saved_env=None)
+
+
+def standin_dir():
+    """The temporary folder of the stand-ins (None when they were not built)."""
+    return _state["dir"]
+
+
+def build_standins():
+    if _state["dir"] is not None:
+        return _state["dir"]
+    base = Path(tempfile.mkdtemp(prefix="dlwpt-ch2-standins-"))
+    _state["dir"] = base
+    _state["saved_env"] = {name: os.environ.get(name) for name in ENV_VARS}
+    torch_home, hf_home = base / "torch", base / "hf"
+    os.environ.update(
+        TORCH_HOME=str(torch_home),
+        HF_HOME=str(hf_home),
+        HF_HUB_CACHE=str(hf_home / "hub"),
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+    )
+    make_torchvision_weights(torch_home / "hub" / "checkpoints")
+    make_hub_repo(torch_home / "hub" / "pytorch_vision_main")
+    make_gpt2(hf_home / "hub")
+    make_blip(hf_home / "hub")
+    make_horse2zebra(base / "horse2zebra_0.4.0.pth")
+    return base
+
+
+# --- torchvision ---------------------------------------------------------------
+
+
+def make_torchvision_weights(folder):
+    """Random weights saved under the file names torchvision's DEFAULT weights download to."""
+    import torch
+    from torchvision import models
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
+        # random init, no download; zeroed residual branches keep the random scores small
+        model = build(zero_init_residual=True)
+        torch.save(model.state_dict(), folder / Path(weights.DEFAULT.url).name)
+
+
+def make_hub_repo(repo_dir):
+    """Stand-in for the cached snapshot of github.com/pytorch/vision that torch.hub.load uses."""
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    (repo_dir / "hubconf.py").write_text(
+        '"""Test stand-in for pytorch/vision\'s hubconf.py: entry points of the installed torchvision."""\n'
+        'dependencies = ["torch"]\n\n'
+        "from torchvision.models import get_model_weights, get_weight  # noqa: F401\n"
+        "from torchvision.models.alexnet import alexnet  # noqa: F401\n"
+        "from torchvision.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152  # noqa: F401\n"
+    )
+
+
+# --- Hugging Face -----------------------------------------------------------------
+
+
+def _snapshot(hub_cache, repo_id):
+    """The snapshot folder of ``repo_id`` in the cache layout huggingface_hub reads offline."""
+    repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    snap = repo / "snapshots" / FAKE_COMMIT
+    snap.mkdir(parents=True, exist_ok=True)
+    return snap
+
+
+WORDS = (
+    "a an the man woman horse zebra dog rider riding standing sitting on in of with and is are "
+    "field desert grass sky sunny day brown white black striped back its two one there some "
+    "model models smart can replace my job they so ai write code people work time world"
+).split()
+
+
+def make_gpt2(hub_cache):
+    """A tiny random GPT-2 with a small byte-level BPE tokenizer, saved as repo ``gpt2``."""
+    import torch
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
+
+    snap = _snapshot(hub_cache, GPT2_ID)
+    bpe = ByteLevelBPETokenizer()
+    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
+    tok = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=1024)
+    tok.add_special_tokens({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
+    eos = tok.convert_tokens_to_ids("<|endoftext|>")
+    config = GPT2Config(
+        vocab_size=len(tok),
+        n_positions=256,
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos,
+        eos_token_id=eos,
+        # as in the real gpt2 config: the text-generation pipeline samples
+        task_specific_params={"text-generation": {"do_sample": True, "max_length": 50}},
+    )
+    torch.manual_seed(0)
+    GPT2LMHeadModel(config).save_pretrained(snap)
+    tok.save_pretrained(snap)
+
+
+def make_blip(hub_cache):
+    """A tiny random BLIP captioner with a WordPiece (BERT) tokenizer, saved as the real repo id."""
+    import torch
+    from transformers import (
+        BertTokenizerFast,
+        BlipConfig,
+        BlipForConditionalGeneration,
+        BlipImageProcessor,
+        BlipProcessor,
+    )
+
+    snap = _snapshot(hub_cache, BLIP_ID)
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"]
+    vocab = {t: i for i, t in enumerate(specials + sorted(set(WORDS)))}
+    tok = BertTokenizerFast(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
+    tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
+    ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
+    image_processor = BlipImageProcessor(
+        size={"height": 384, "width": 384},
+        image_mean=[0.48145466, 0.4578275, 0.40821073],
+        image_std=[0.26862954, 0.26130258, 0.27577711],
+    )
+    config = BlipConfig(
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, patch_size=32
+        ),
+        text_config=dict(
+            vocab_size=len(tok),
+            hidden_size=32,
+            encoder_hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            max_position_embeddings=64,
+            bos_token_id=ids["[DEC]"],
+            eos_token_id=ids["[SEP]"],
+            sep_token_id=ids["[SEP]"],
+            pad_token_id=ids["[PAD]"],
+        ),
+        projection_dim=32,
+        image_text_hidden_size=32,
+    )
+    torch.manual_seed(0)
+    model = BlipForConditionalGeneration(config)
+    with torch.no_grad():  # keep the random captioner from ending (or emitting special tokens) at once
+        special_ids = torch.tensor(list(ids.values()))
+        model.text_decoder.cls.predictions.decoder.bias[special_ids] = -1e4
+    model.save_pretrained(snap)
+    BlipProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(snap)
+
+
+# --- CycleGAN ---------------------------------------------------------------------
+
+
+def make_horse2zebra(path):
+    """Random tensors with every name and shape of the published horse2zebra_0.4.0.pth."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for entry in json.loads(FACTS.read_text())["tensors"]:
+        state[entry["name"]] = torch.randn(*entry["shape"], generator=gen) * 0.05
+    torch.save(state, path)
+
+
+@pytest.fixture(scope="session")
+def p1ch2_layout(request, tmp_path_factory):
+    """A temporary copy of the repository layout for chapter 2: ``p1ch2/`` (its notebooks) and
+    ``data/p1ch2/`` (links to the real data files plus the stand-in ``horse2zebra_0.4.0.pth``)."""
+    if use_real_downloads(request.config):
+        pytest.skip("with --real-downloads the notebooks run in place on the real files")
+    base = build_standins()
+    root = tmp_path_factory.mktemp("p1ch2-layout")
+    (root / "p1ch2").mkdir()
+    for nb in (ROOT / "p1ch2").glob("*.ipynb"):
+        shutil.copy(nb, root / "p1ch2" / nb.name)
+    data = root / "data" / "p1ch2"
+    data.mkdir(parents=True)
+    for f in (ROOT / "data" / "p1ch2").iterdir():
+        if f.name != "horse2zebra_0.4.0.pth":
+            (data / f.name).symlink_to(f.resolve())
+    (data / "horse2zebra_0.4.0.pth").symlink_to(base / "horse2zebra_0.4.0.pth")
+    return root
