@@ -118,6 +118,9 @@ def build_standins():
     )
     make_torchvision_weights(torch_home / "hub" / "checkpoints")
     make_hub_repo(torch_home / "hub" / "pytorch_vision_main")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # quiet pytest's output while saving
     make_gpt2(hf_home / "hub")
     make_blip(hf_home / "hub")
     make_horse2zebra(base / "horse2zebra_0.4.0.pth")
