@@ -2,6 +2,7 @@
 
 import ast
 import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -45,6 +46,25 @@ def test_ct_reads_without_deprecation_warning(executed_notebook):
     nb = executed_notebook("p1ch4/2_volumetric_ct.ipynb")
     assert "DeprecationWarning" not in nb.stderr()
     assert "Warning" not in nb.stderr()
+
+
+def test_ct_cells_run_with_deprecation_warnings_as_errors():
+    """The kernel hides warnings raised inside libraries; here any DeprecationWarning is an error."""
+    script = (
+        "import nbformat\n"
+        "nb = nbformat.read('2_volumetric_ct.ipynb', 4)\n"
+        "ns = {}\n"
+        "for c in nb.cells[2:]:\n"  # after the title and the Colab setup cell
+        "    if c.cell_type == 'code':\n"
+        "        exec(c.source, ns)\n"
+        "print(tuple(ns['vol'].shape))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error::DeprecationWarning", "-c", script],
+        cwd=ROOT / "p1ch4", capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith("(1, 99, 512, 512)")
 
 
 # --- 4.3 wine ----------------------------------------------------------------------------------------------
