@@ -166,10 +166,10 @@ def install_in_process(root):
 _CREATED = []
 
 
-def pytest_configure(config):
-    if not TARBALL.is_file():
-        return  # chapter 7 notebooks will then try the real download
-    os.environ[ROOT_ENV] = str(build_standin())
+def activate():
+    """Point kernels started from now on (they inherit os.environ) at the stand-in; returns its root."""
+    root = build_standin()
+    os.environ[ROOT_ENV] = str(root)
     ipydir = os.environ.get("IPYTHONDIR")
     if not (ipydir and (Path(ipydir) / MARKER).is_file()):  # another stand-in plugin may have made one
         ipydir = tempfile.mkdtemp(prefix="dlwpt-ipython-")
@@ -179,9 +179,11 @@ def pytest_configure(config):
     startup = Path(ipydir) / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
     (startup / "50-dlwpt-cifar10-standin.py").write_text(STARTUP)
+    return root
 
 
-def pytest_unconfigure(config):
+def deactivate():
+    os.environ.pop(ROOT_ENV, None)
     while _CREATED:
         ipydir, previous = _CREATED.pop()
         shutil.rmtree(ipydir, ignore_errors=True)
@@ -189,3 +191,12 @@ def pytest_unconfigure(config):
             os.environ.pop("IPYTHONDIR", None)
         else:
             os.environ["IPYTHONDIR"] = previous
+
+
+def pytest_configure(config):
+    if TARBALL.is_file():  # otherwise the chapter 7 notebooks try the real download
+        activate()
+
+
+def pytest_unconfigure(config):
+    deactivate()
