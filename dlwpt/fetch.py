@@ -31,6 +31,8 @@ MIRROR_ENV = "DLWPT_DATA_MIRROR"
 CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 1 << 20  # progress bar for files of 1 MiB and more
 CHAPTERS = {f"p1ch{n}" for n in range(2, 8)}  # chapter 7's CIFAR-10 comes through torchvision
+# Data a chapter's notebooks read from another chapter's folder (chapter 6's exercises use the wine data).
+CHAPTER_NEEDS = {"p1ch6": ["p1ch4/tabular-wine"]}
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,7 @@ def select(entries, wanted):
     """Entries whose path equals or lies under one of ``wanted`` (all if empty)."""
     if not wanted:
         return list(entries)
+    wanted = [w for want in wanted for w in [want, *CHAPTER_NEEDS.get(want.strip("/"), [])]]
     chosen = []
     for entry in entries:
         for w in wanted:

@@ -35,9 +35,10 @@ def read(path):
 
 def test_there_are_notebooks_for_every_chapter():
     chapters = {p.parent.name for p in NOTEBOOKS}
-    assert {"p1ch2", "p1ch3"} <= chapters
-    for chapter in ["p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"]:
-        assert (ROOT / chapter / "README.md").is_file() or chapter not in chapters
+    assert chapters == {"p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"}
+    for chapter in chapters:
+        assert (ROOT / chapter / "README.md").is_file()
+        assert (ROOT / chapter / "exercises_solutions.ipynb").is_file()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -104,11 +105,13 @@ def test_setup_cell_fetch_step_works_for_each_chapter(chapter, tmp_path):
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    if chapter in {"p1ch3", "p1ch5", "p1ch6", "p1ch7"}:
+    if chapter in {"p1ch3", "p1ch5", "p1ch7"}:
         # nothing to download (p1ch7's CIFAR-10 comes through torchvision)
         assert "no data files to fetch for this chapter" in proc.stdout
     else:
         assert " fetched, 0 already present, 0 failed" in proc.stdout
+    if chapter == "p1ch6":  # its exercises use chapter 4's wine data
+        assert (tmp_path / "p1ch4/tabular-wine/winequality-white.csv").is_file()
 
 
 def test_setup_cell_pip_extras_are_known_packages():
