@@ -175,7 +175,7 @@ def run_suite(folders):
     return wall, proc.returncode, summary
 
 
-def timed_run(path, quick):
+def timed_run(path, quick, save_to=None):
     """Execute a notebook in its folder; returns (wall seconds, {cell source: seconds})."""
     import nbformat
     from nbclient import NotebookClient
@@ -189,6 +189,9 @@ def timed_run(path, quick):
         t = time.perf_counter()
         client.execute()
         wall = time.perf_counter() - t
+        if save_to is not None:
+            save_to.mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, save_to / path.name)
     finally:
         if env_before is None:
             os.environ.pop("DLWPT_QUICK", None)
@@ -215,8 +218,8 @@ def chapter7_book_time(mode):
         for name in CH7_NOTEBOOKS:
             path = ROOT / "p1ch7" / name
             if mode == "full":
-                wall, _ = timed_run(path, quick=False)
-                print(f"  {name:28s} {wall:8.1f} s measured at the book's settings")
+                wall, _ = timed_run(path, quick=False, save_to=ROOT / "outputs" / "bench_ch7")
+                print(f"  {name:28s} {wall:8.1f} s measured at the book's settings (run kept in outputs/bench_ch7/)")
             else:
                 quick_wall, cells = timed_run(path, quick=True)
                 extra = 0.0
