@@ -187,7 +187,7 @@ def timed_run(path, quick, save_to=None):
         where = {"metadata": {"path": str(path.parent)}}
         client = NotebookClient(nb, timeout=None, kernel_name="python3", resources=where)
         t = time.perf_counter()
-        client.execute()
+        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines; cell errors still raise
         wall = time.perf_counter() - t
         if save_to is not None:
             save_to.mkdir(parents=True, exist_ok=True)
