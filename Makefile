@@ -33,5 +33,8 @@ lint: setup
 test: data lint
 	$(BIN)/python -m pytest
 
+bench: setup
+	$(BIN)/python benchmarks/bench_ch7.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
