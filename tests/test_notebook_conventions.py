@@ -130,6 +130,7 @@ def test_outputs_policy(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:
         assert not any(o.get("output_type") == "error" for o in cell.outputs), "committed error output"
+        assert "execution" not in cell.metadata, "strip nbconvert's timestamps (noisy diffs on every rerun)"
     if path.parent.name in WITH_OUTPUTS:
         counts = [c.execution_count for c in code]
         assert counts == list(range(1, len(code) + 1)), "commit the outputs of one full, in-order run"
