@@ -16,6 +16,7 @@ file. Files already present and correct are skipped.
 import argparse
 import csv
 import hashlib
+import http.client
 import os
 import sys
 import tempfile
@@ -138,7 +139,7 @@ def _progress(total, label):
 
 
 def fetch_one(entry, data_dir, mirror=None, timeout=60):
-    """Make ``data_dir/entry.path`` a verified copy. Returns "present" or "fetched".
+    """Make ``data_dir/entry.path`` a verified copy. Returns "present" or "fetched ...".
 
     Raises ``FetchError`` with the reason on failure; then no file (neither a
     partial download nor a corrupt earlier one) is left under the target name.
@@ -162,8 +163,8 @@ def fetch_one(entry, data_dir, mirror=None, timeout=60):
                     out.write(chunk)
                     if bar is not None:
                         bar.update(len(chunk))
-            except OSError as e:
-                raise FetchError(f"transfer from {source} broke off: {e}") from None
+            except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+                raise FetchError(f"transfer from {source} broke off: {e!r}") from None
             finally:
                 if bar is not None:
                     bar.close()

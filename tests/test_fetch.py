@@ -2,6 +2,7 @@
 
 import csv
 import hashlib
+import http.client
 import subprocess
 import sys
 from pathlib import Path
@@ -128,7 +129,10 @@ def test_preexisting_corrupt_file_is_removed_when_refetch_fails(setup, capsys):
     assert not target.exists()
 
 
-def test_interrupted_transfer_leaves_nothing(setup, capsys, monkeypatch):
+@pytest.mark.parametrize(
+    "error", [ConnectionResetError("connection reset by peer"), http.client.IncompleteRead(b"alpha", 100)]
+)
+def test_interrupted_transfer_leaves_nothing(setup, capsys, monkeypatch, error):
     class Broken:
         def __init__(self):
             self.calls = 0
@@ -136,7 +140,7 @@ def test_interrupted_transfer_leaves_nothing(setup, capsys, monkeypatch):
         def read(self, n):
             self.calls += 1
             if self.calls > 1:
-                raise ConnectionResetError("connection reset by peer")
+                raise error
             return b"alpha\n"
 
         def __enter__(self):
