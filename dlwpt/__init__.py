@@ -97,15 +97,11 @@ def require_data(prefix, data_dir=None):
     ``FileNotFoundError`` that names the file and the command that fetches it.
     (Presence and size are checked here; ``python -m dlwpt.fetch`` checks SHA-256.)
     """
-    from .fetch import load_manifest
+    from .fetch import load_manifest, under
 
     data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
     # Optional files (the CycleGAN weights) count only when asked for by name.
-    entries = [
-        e
-        for e in load_manifest()
-        if e.path == prefix or (e.path.startswith(prefix.rstrip("/") + "/") and not e.optional)
-    ]
+    entries = [e for e in load_manifest() if under(e.path, prefix) and (e.path == prefix or not e.optional)]
     if not entries:
         raise ValueError(f"no data files of the book are listed under {prefix!r}")
     missing = []

@@ -70,19 +70,18 @@ def load_manifest(path=MANIFEST):
         ]
 
 
+def under(path, prefix):
+    """True if the manifest ``path`` is ``prefix`` itself or lies in the folder ``prefix``."""
+    prefix = prefix.strip("/")
+    return path == prefix or path.startswith(prefix + "/")
+
+
 def select(entries, wanted):
     """Entries whose path equals or lies under one of ``wanted`` (all if empty)."""
     if not wanted:
         return list(entries)
     wanted = [w for want in wanted for w in [want, *CHAPTER_NEEDS.get(want.strip("/"), [])]]
-    chosen = []
-    for entry in entries:
-        for w in wanted:
-            w = w.strip("/")
-            if entry.path == w or entry.path.startswith(w + "/"):
-                chosen.append(entry)
-                break
-    return chosen
+    return [entry for entry in entries if any(under(entry.path, w) for w in wanted)]
 
 
 def git_blob_id(path):
