@@ -3,6 +3,7 @@
 import csv
 import hashlib
 import http.client
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -192,6 +193,10 @@ def test_manifest_copies_the_mirror_facts():
     for r in rows:
         e = ours[r["path"]]
         assert (e.size, e.sha256, e.url) == (int(r["size"]), r["sha256"], r["url"])
+        # pinned to a commit of the book's repository: an upstream edit cannot change what the check expects
+        assert re.match(r"https://raw\.githubusercontent\.com/deep-learning-with-pytorch/dlwpt-code-2e/[0-9a-f]{40}/data/", e.url)
+        assert e.url.endswith("/data/" + quote(e.path))
+    assert ours["p1ch2/horse.jpg"].sha256 == "478b2b255c74ad18547b6df158a08703d7c5961e89a5c46f2685f820122fff66"
     h2z = ours["p1ch2/horse2zebra_0.4.0.pth"]
     assert h2z.git_blob == "ce10268a67fba8227bd42a071e17eef1b358fa2b" and h2z.optional
     assert len(ours) == 117
