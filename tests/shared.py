@@ -1,0 +1,31 @@
+"""Material kept beside the checkout (``../shared``: data mirror, CIFAR-10 JPEGs, facts about
+published files), and how a test skips, with a reason that names it, where that is absent
+(a contributor's clone, a public CI service).
+
+``DLWPT_SHARED`` points at another folder; ``DLWPT_DATA_MIRROR`` at another data mirror.
+"""
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DLWPT_SHARED") or ROOT.parent / "shared")
+MIRROR = Path(os.environ.get("DLWPT_DATA_MIRROR") or SHARED / "data-mirror")
+
+
+def shared_file(relpath):
+    """``SHARED / relpath``, or skip the calling test naming what is missing."""
+    path = SHARED / relpath
+    if not path.exists():
+        pytest.skip(f"needs {path} (the ../shared folder beside the checkout; or set DLWPT_SHARED)")
+    return path
+
+
+def mirror_file(relpath="MANIFEST.tsv"):
+    """A file of the local data mirror, or skip the calling test naming what is missing."""
+    path = MIRROR / relpath
+    if not path.exists():
+        pytest.skip(f"needs the data mirror file {path} (set DLWPT_DATA_MIRROR)")
+    return path
