@@ -3,19 +3,22 @@
 #   make test   set up the environment, fetch the data, lint, run every test
 # Offline with a local copy of the data: add MIRROR=/path/to/data-mirror
 # (or set DLWPT_DATA_MIRROR).
+#   make test-oldest   the same tests with the oldest releases requirements.txt allows
+#                      (pinned in requirements-oldest.txt, in .venv-oldest)
 
 PYTHON ?= python3
-VENV   := .venv
+VENV   ?= .venv
+REQUIREMENTS ?= requirements.txt
 BIN    := $(VENV)/bin
 MIRROR ?= $(DLWPT_DATA_MIRROR)
 FETCH_FLAGS := $(if $(MIRROR),--mirror $(MIRROR))
 
-.PHONY: setup data lab lint test bench clean
+.PHONY: setup data lab lint test test-oldest versions bench clean
 
-$(BIN)/.installed: requirements.txt pyproject.toml
+$(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -r requirements.txt
+	$(BIN)/python -m pip install -r $(REQUIREMENTS)
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
@@ -24,17 +27,30 @@ setup: $(BIN)/.installed
 data: setup
 	$(BIN)/python -m dlwpt.fetch $(FETCH_FLAGS)
 
+# JupyterLab refuses to start as root (containers, cloud VMs, CI): pass --allow-root only for root.
+LAB_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: data
-	$(BIN)/jupyter lab
+	$(BIN)/jupyter lab $(LAB_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/actionlint
 
+# After the tests pass, the exact versions they ran on are written to $(VENV)/tested-versions.txt.
 test: data lint
 	$(BIN)/python -m pytest
+	$(BIN)/python .ci/tested_versions.py record > $(VENV)/tested-versions.txt
+
+test-oldest:
+	$(MAKE) test VENV=.venv-oldest REQUIREMENTS=requirements-oldest.txt
+
+# Rewrite the README's table of tested versions from the last `make test` and `make test-oldest`.
+versions:
+	$(PYTHON) .ci/tested_versions.py readme .venv/tested-versions.txt .venv-oldest/tested-versions.txt
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ch7.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf .venv .venv-oldest .pytest_cache .ruff_cache

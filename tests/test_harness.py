@@ -50,7 +50,8 @@ def test_helper_package_builds_with_its_manifest(tmp_path):
     for name in ["pyproject.toml", "README.md", "LICENSE"]:
         shutil.copy(ROOT / name, src / name)
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path)]
+        # with build isolation, as pip installs it: pyproject's build-system asks for the setuptools it needs
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path)]
         + [str(src)],
         capture_output=True,
         text=True,
