@@ -38,8 +38,9 @@ lint: setup
 	$(BIN)/actionlint
 
 # After the tests pass, the exact versions they ran on are written to $(VENV)/tested-versions.txt.
+# PYTEST_ARGS=--real-downloads: the real pretrained weights instead of the stand-ins (needs the internet).
 test: data lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(BIN)/python .ci/tested_versions.py record > $(VENV)/tested-versions.txt
 
 test-oldest:

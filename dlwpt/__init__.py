@@ -12,6 +12,7 @@ from pathlib import Path
 
 __all__ = [
     "REPO_URL",
+    "REPO_BRANCH",
     "REPO_ROOT",
     "DATA_DIR",
     "get_device",
@@ -21,8 +22,10 @@ __all__ = [
     "fetch_command",
 ]
 
-# Where the repository is published (Colab badges and the Colab setup cell use it).
+# Where the repository is published: the notebooks' Colab and Kaggle badges and their setup cell
+# point here. `python -m dlwpt.publish OWNER/NAME [--branch BRANCH]` rewrites all of them at once.
 REPO_URL = "https://github.com/dlwpt-2e/dlwpt-2e"
+REPO_BRANCH = "main"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
