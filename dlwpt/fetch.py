@@ -10,7 +10,8 @@ Usage (from the repository root)::
 Every file is checked against ``manifest.tsv`` (size and SHA-256, or a git blob
 id). A file is written to a temporary name next to its target and renamed into
 place only after it checked out, so ``data/`` never holds a partial or corrupt
-file. Files already present and correct are skipped.
+file. Files already present and correct are skipped. Temporary files that an
+interrupted run left behind (``.<name>.<random>.part``) are removed by the next.
 """
 
 import argparse
@@ -18,6 +19,8 @@ import csv
 import hashlib
 import http.client
 import os
+import re
+import ssl
 import sys
 import tempfile
 import urllib.error
@@ -109,6 +112,33 @@ def check_file(path, entry):
     return None
 
 
+# How to repair Python's missing certificate authorities, the usual cause of a failed TLS check.
+CERT_FIX = (
+    "Python cannot verify the server's TLS certificate; usually its certificate authorities are missing. "
+    'macOS with the python.org installer: run "Install Certificates.command" in its Applications folder; '
+    "elsewhere: pip install certifi, then export SSL_CERT_FILE=$(python -m certifi)"
+)
+
+
+def _temporary_name(target):
+    """Pattern of the temporary names ``fetch_one`` gives ``target`` (``tempfile.mkstemp``: 8 random characters)."""
+    return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(".part"))
+
+
+def remove_stale_temporaries(target):
+    """Delete what an interrupted fetch of ``target`` left behind: only names ``fetch_one`` makes.
+
+    Returns the names removed.
+    """
+    if not target.parent.is_dir():
+        return []
+    pattern = _temporary_name(target)
+    stale = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return [p.name for p in stale]
+
+
 def _open_source(entry, mirror, timeout):
     """Return (readable binary stream, total size or None, description)."""
     if mirror is not None:
@@ -122,9 +152,13 @@ def _open_source(entry, mirror, timeout):
         raise FetchError(f"HTTP {e.code} from {entry.url}") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
+        if isinstance(reason, ssl.SSLCertVerificationError):
+            raise FetchError(f"TLS certificate check failed for {entry.url} ({reason}). {CERT_FIX}") from None
         raise FetchError(f"cannot reach {entry.url} ({reason}); offline? use --mirror DIR") from None
-    except ValueError as e:  # malformed URL
+    except (ValueError, http.client.InvalidURL) as e:  # malformed URL, e.g. a raw space
         raise FetchError(f"bad URL {entry.url!r}: {e}") from None
+    except http.client.HTTPException as e:  # a reply that is not HTTP (BadStatusLine, LineTooLong, ...)
+        raise FetchError(f"bad reply from {entry.url}: {e!r}") from None
     length = resp.headers.get("Content-Length")
     return resp, int(length) if length else None, entry.url
 
@@ -144,6 +178,7 @@ def fetch_one(entry, data_dir, mirror=None, timeout=60):
     partial download nor a corrupt earlier one) is left under the target name.
     """
     target = Path(data_dir) / entry.path
+    remove_stale_temporaries(target)
     replaced = None
     if target.exists():
         replaced = check_file(target, entry)
@@ -228,10 +263,11 @@ def main(argv=None):
         "--mirror", default=os.environ.get(MIRROR_ENV) or None, help=f"local mirror folder (default ${MIRROR_ENV})"
     )
     parser.add_argument("--data-dir", default=str(DATA_DIR), help="where to put the files (default: data/)")
+    parser.add_argument("--manifest", default=str(MANIFEST), help="files to fetch (default: dlwpt/manifest.tsv)")
     args = parser.parse_args(argv)
     if args.mirror and not Path(args.mirror).is_dir():
         parser.error(f"mirror folder {args.mirror} does not exist")
-    return fetch(args.what, Path(args.data_dir), args.mirror)
+    return fetch(args.what, Path(args.data_dir), args.mirror, manifest=Path(args.manifest))
 
 
 if __name__ == "__main__":

@@ -194,7 +194,8 @@ def test_manifest_copies_the_mirror_facts():
         e = ours[r["path"]]
         assert (e.size, e.sha256, e.url) == (int(r["size"]), r["sha256"], r["url"])
         # pinned to a commit of the book's repository: an upstream edit cannot change what the check expects
-        assert re.match(r"https://raw\.githubusercontent\.com/deep-learning-with-pytorch/dlwpt-code-2e/[0-9a-f]{40}/data/", e.url)
+        pinned = r"https://raw\.githubusercontent\.com/deep-learning-with-pytorch/dlwpt-code-2e/[0-9a-f]{40}/data/"
+        assert re.match(pinned, e.url)
         assert e.url.endswith("/data/" + quote(e.path))
     assert ours["p1ch2/horse.jpg"].sha256 == "478b2b255c74ad18547b6df158a08703d7c5961e89a5c46f2685f820122fff66"
     h2z = ours["p1ch2/horse2zebra_0.4.0.pth"]
@@ -238,3 +239,185 @@ def test_require_data_names_the_fetch_command(tmp_path):
 
 def test_require_data_passes_on_fetched_data():
     assert dlwpt.require_data("p1ch4/tabular-wine") == dlwpt.DATA_DIR / "p1ch4/tabular-wine"
+
+
+# --- Interrupted runs, malformed URLs and replies, TLS failures -------------------------------------
+
+
+class _Server:
+    """A threaded local HTTP server for one test; ``handler(request)`` writes the whole reply."""
+
+    def __init__(self, handler):
+        import http.server
+        import threading
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                handler(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def _parts(folder):
+    return sorted(p.name for p in Path(folder).rglob("*.part"))
+
+
+def test_temporary_name_pattern_matches_what_mkstemp_makes(tmp_path):
+    target = tmp_path / "winequality-white.csv"
+    fd, name = F.tempfile.mkstemp(dir=tmp_path, prefix=f".{target.name}.", suffix=".part")
+    F.os.close(fd)
+    assert F._temporary_name(target).fullmatch(Path(name).name)
+    look_alikes = [".winequality-white.csv.part", ".winequality-white.csv.abc.part", ".other.csv.abcdefgh.part",
+                   "x.winequality-white.csv.abcdefgh.part", ".winequality-white.csv.abcdefgh.part.bak"]
+    for other in look_alikes:
+        assert not F._temporary_name(target).fullmatch(other), other
+
+
+def test_killed_fetch_leaves_temporaries_that_the_next_run_removes(tmp_path):
+    """SIGKILL a real ``python -m dlwpt.fetch`` mid-transfer from a slow local server, then re-run it."""
+    signal = pytest.importorskip("signal")
+    if not hasattr(signal, "SIGKILL"):
+        pytest.skip("needs SIGKILL (POSIX)")
+    import os
+    import time
+
+    files = {"p1ch9/big.bin": bytes(range(256)) * 4096, "p1ch9/deep/other.bin": b"o" * 300_000}  # 1 MiB, 300 kB
+    state = {"slow": True, "sent": 0}
+
+    def serve(request):
+        content = files[request.path.lstrip("/")]
+        request.send_response(200)
+        request.send_header("Content-Length", str(len(content)))
+        request.end_headers()
+        step = 4096 if state["slow"] else len(content)
+        for start in range(0, len(content), step):
+            try:
+                request.wfile.write(content[start : start + step])
+                request.wfile.flush()
+            except OSError:  # the client was killed
+                return
+            state["sent"] += step
+            if state["slow"]:
+                time.sleep(0.05)  # about 80 kB/s: a transfer takes seconds
+
+    server = _Server(serve)
+    try:
+        rows = [[rel, len(c), sha256(c), server.url + rel, ""] for rel, c in files.items()]
+        manifest = write_manifest(tmp_path / "manifest.tsv", rows)
+        data = tmp_path / "data"
+        # Files that only look like temporaries: never touched.
+        (data / "p1ch9").mkdir(parents=True)
+        bystanders = {".big.bin.part", "big.bin.abcdefgh.part", ".notes.txt.abcdefgh.part", "keep.part"}
+        for name in bystanders:
+            (data / "p1ch9" / name).write_text("mine")
+        cmd = [sys.executable, "-m", "dlwpt.fetch", "--manifest", str(manifest), "--data-dir", str(data)]
+        env = {k: v for k, v in os.environ.items() if k != F.MIRROR_ENV}
+
+        killed = 0
+        for wanted in ["p1ch9/big.bin", "p1ch9/deep"]:  # two kills, two different files
+            state["sent"] = 0
+            proc = subprocess.Popen([*cmd, wanted], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and not (state["sent"] >= 40_000 and len(_parts(data)) > killed + 4):
+                time.sleep(0.05)
+            # mid-transfer: its temporary file is open and part of the file has been sent
+            assert state["sent"] >= 40_000 and len(_parts(data)) == killed + 5, "the fetch never got going"
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            killed += 1
+        left = [name for name in _parts(data) if name not in bystanders]
+        assert len(left) == killed == 2  # what a kill leaves behind: one temporary per interrupted file
+        assert not (data / "p1ch9/big.bin").exists() and not (data / "p1ch9/deep/other.bin").exists()
+
+        state["slow"] = False
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "2 fetched, 0 already present, 0 failed" in proc.stdout
+        assert _parts(data) == sorted(bystanders)  # the temporaries are gone; look-alikes stay
+        for rel, content in files.items():
+            assert (data / rel).read_bytes() == content
+
+        # A temporary left next to a file that is already present goes too.
+        stale = data / "p1ch9" / ".big.bin.k1ll3d_x.part"
+        stale.write_bytes(b"partial")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 0 and "0 fetched, 2 already present" in proc.stdout
+        assert not stale.exists() and _parts(data) == sorted(bystanders)
+    finally:
+        server.close()
+
+
+def test_url_with_a_raw_space_is_a_clean_failure(tmp_path, capsys):
+    url = "http://127.0.0.1:9/a b.txt"
+    manifest = write_manifest(tmp_path / "m.tsv", [["p1ch9/a b.txt", 3, sha256(b"abc"), url, ""]])
+    code = F.fetch((), tmp_path / "data", None, manifest=manifest)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED p1ch9/a b.txt: bad URL 'http://127.0.0.1:9/a b.txt'" in out and "Summary: 0 fetched" in out
+    assert _parts(tmp_path / "data") == []
+
+
+def test_reply_that_is_not_http_is_a_clean_failure(tmp_path, capsys):
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer_garbage():
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n\r\n")  # http.client: BadStatusLine
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{port}/a.txt"
+        manifest = write_manifest(tmp_path / "m.tsv", [["p1ch9/a.txt", 3, sha256(b"abc"), url, ""]])
+        code = F.fetch((), tmp_path / "data", None, manifest=manifest)
+    finally:
+        listener.close()
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"FAILED p1ch9/a.txt: bad reply from {url}: BadStatusLine" in out and "Retry with:" in out
+    assert _parts(tmp_path / "data") == []
+
+
+def test_tls_certificate_failure_names_the_usual_fix(tmp_path, capsys):
+    """A local HTTPS server with a self-signed certificate: Python's check rejects it, as a bare macOS install would."""
+    import shutil
+    import ssl
+
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a self-signed certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    server = _Server(lambda request: request.send_error(404))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.httpd.socket = context.wrap_socket(server.httpd.socket, server_side=True)
+    try:
+        url = server.url.replace("http:", "https:") + "a.txt"
+        manifest = write_manifest(tmp_path / "m.tsv", [["p1ch9/a.txt", 3, sha256(b"abc"), url, ""]])
+        code = F.fetch((), tmp_path / "data", None, manifest=manifest)
+    finally:
+        server.close()
+    out = capsys.readouterr().out
+    assert code == 1
+    assert f"FAILED p1ch9/a.txt: TLS certificate check failed for {url}" in out
+    assert "Install Certificates.command" in out and "pip install certifi" in out and "SSL_CERT_FILE" in out
+    assert "Retry with:" in out and _parts(tmp_path / "data") == []
