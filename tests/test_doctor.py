@@ -1,0 +1,120 @@
+"""The environment report (``python -m dlwpt.doctor``) and the first notebook, which calls it."""
+
+import os
+import platform
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+import nbformat
+import pytest
+import torch
+
+from dlwpt import doctor
+from dlwpt.fetch import load_manifest, under
+from tests.shared import MIRROR, mirror_file
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_doctor(*args, **env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlwpt.doctor", *args],
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_command_prints_every_section_as_one_block(tmp_path):
+    out = run_doctor("--data-dir", str(tmp_path), DLWPT_DEVICE="cpu")
+    assert out.startswith("dlwpt doctor: paste everything below into your issue\n")
+    for title in ["## Python", "## Packages (requirements.txt)", "## Device", f"## Data ({tmp_path})"]:
+        assert f"\n{title}\n" in out
+    assert f"Python {platform.python_version()} at " in out
+    for name, _ in doctor.read_requirements():
+        assert f" {name} " in out and f" {version(name)}  (wanted " in out
+    assert f"torch.cuda.is_available(): {torch.cuda.is_available()}" in out
+    assert "DLWPT_DEVICE=cpu" in out and "Using device: cpu [forced by DLWPT_DEVICE]" in out
+    # an empty data folder: every chapter with data says so and names its fetch command
+    n_ch4 = sum(under(e.path, "p1ch4") and not e.optional for e in load_manifest())
+    assert f"p1ch4: {n_ch4} data file(s) of the book are missing" in out
+    assert "-> python -m dlwpt.fetch p1ch2" in out and "-> python -m dlwpt.fetch p1ch4" in out
+    assert "-> python -m dlwpt.fetch p1ch6" in out  # chapter 6's exercises read chapter 4's wine data
+    assert "p1ch3: no data files needed" in out and "p1ch5: no data files needed" in out
+
+
+def test_data_present_per_chapter_in_a_complete_data_folder():
+    mirror_file()  # the local mirror is laid out like data/
+    lines = doctor.data_lines(MIRROR)
+    for chapter in ["p1ch2", "p1ch4", "p1ch6"]:
+        assert f"{chapter}: all data present" in lines
+
+
+@pytest.mark.parametrize(
+    "installed, spec, ok",
+    [
+        ("2.14.1", ">=2.4,<2.15", True),
+        ("2.14.1+cu130", ">=2.4,<2.15", True),  # local build tags do not count
+        ("2.15.0", ">=2.4,<2.15", False),
+        ("2.15.0rc1", ">=2.4,<2.15", False),  # a pre-release of 2.15 is not below 2.15
+        ("2.3.1", ">=2.4", False),
+        ("2.4", ">=2.4.0", True),  # 2.4 == 2.4.0
+        ("0.19.1", ">=0.19.1", True),
+        ("10.4.0", "==10.4.0", True),
+        ("1.26.4", ">1.26.4", False),
+        ("4.0", "", True),
+    ],
+)
+def test_in_range(installed, spec, ok):
+    assert doctor.in_range(installed, spec) is ok
+
+
+def test_in_range_agrees_with_packaging_on_this_environment():
+    """Cross-check with pip's own version logic on every package requirements.txt names."""
+    specifiers = pytest.importorskip("packaging.specifiers")
+    for name, spec in doctor.read_requirements():
+        installed = version(name)
+        expected = specifiers.SpecifierSet(spec).contains(installed, prereleases=True)
+        assert doctor.in_range(installed, spec) is expected, (name, installed, spec)
+
+
+def test_unknown_requirement_syntax_is_an_error_not_a_guess():
+    with pytest.raises(ValueError, match="unsupported requirement '~=2.4'"):
+        doctor.in_range("2.4.1", "~=2.4")
+
+
+def test_package_lines_flag_wrong_and_missing_packages(tmp_path):
+    req = tmp_path / "requirements.txt"
+    req.write_text("# a comment\ntorch<1.0\nnbformat>=5.0  # fine\nno-such-package-dlwpt>=1\n")
+    lines = doctor.package_lines(req)
+    assert lines[0].startswith("BAD torch ") and "(wanted <1.0)" in lines[0]
+    assert lines[1].startswith("ok  nbformat ")
+    assert lines[2].startswith("BAD no-such-package-dlwpt") and "not installed" in lines[2]
+    assert lines[3] == "Fix with: pip install -r requirements.txt  (torch, no-such-package-dlwpt)"
+
+
+def test_package_lines_without_requirements_file(tmp_path):
+    (line,) = doctor.package_lines(tmp_path / "requirements.txt")
+    assert "not found" in line
+
+
+def test_forcing_a_missing_device_is_reported_not_raised(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("DLWPT_DEVICE", "cuda")
+    lines = doctor.device_lines()
+    assert "torch.cuda.is_available(): False" in lines
+    assert lines[-1].startswith("Using device: ERROR DLWPT_DEVICE=cuda but CUDA is not available here")
+
+
+def test_first_notebook_calls_the_doctor():
+    """The notebook and the command share one implementation."""
+    nb = nbformat.read(ROOT / "p1ch2/1_making_sure_things_work.ipynb", as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    for function in ["python_lines", "package_lines", "device_lines", "data_lines", "report"]:
+        assert f"doctor.{function}()" in code
+    assert "Requirement(" not in code and "load_manifest" not in code  # no second copy of the checks
