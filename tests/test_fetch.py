@@ -13,8 +13,7 @@ import pytest
 
 import dlwpt
 from dlwpt import fetch as F
-
-SHARED_MIRROR = Path(__file__).resolve().parents[2] / "shared" / "data-mirror"
+from tests.shared import mirror_file
 
 
 def sha256(data):
@@ -187,7 +186,7 @@ def test_progress_bar_for_large_files(tmp_path, capsys):
 
 def test_manifest_copies_the_mirror_facts():
     ours = {e.path: e for e in F.load_manifest()}
-    with open(SHARED_MIRROR / "MANIFEST.tsv", newline="") as f:
+    with open(mirror_file("MANIFEST.tsv"), newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == 116
     for r in rows:
@@ -206,7 +205,7 @@ def test_manifest_copies_the_mirror_facts():
 def test_cli_with_shared_mirror_verifies_real_data(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "dlwpt.fetch", "p1ch4/tabular-wine", "p1ch2", "--data-dir", str(tmp_path)],
-        env={"DLWPT_DATA_MIRROR": str(SHARED_MIRROR), "PATH": "/usr/bin:/bin"},
+        env={"DLWPT_DATA_MIRROR": str(mirror_file().parent), "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
     )

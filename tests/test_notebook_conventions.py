@@ -17,12 +17,12 @@ import nbformat
 import pytest
 
 import dlwpt
+from tests.shared import mirror_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
 WITH_OUTPUTS = {"p1ch3", "p1ch4", "p1ch5", "p1ch6"}
 SETUP_FIRST_LINE = "# Colab setup: does nothing outside Google Colab."
-SHARED_MIRROR = ROOT.parent / "shared" / "data-mirror"
 
 
 def ids(paths):
@@ -99,7 +99,8 @@ def test_setup_cell_in_colab_clones_installs_fetches_and_enters_chapter(path, mo
 def test_setup_cell_fetch_step_works_for_each_chapter(chapter, tmp_path):
     """The fetch the setup cell runs, done here against the local mirror instead of the internet."""
     proc = subprocess.run(
-        [sys.executable, "-m", "dlwpt.fetch", chapter, "--mirror", str(SHARED_MIRROR), "--data-dir", str(tmp_path)],
+        [sys.executable, "-m", "dlwpt.fetch", chapter, "--mirror", str(mirror_file().parent)]
+        + ["--data-dir", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,
