@@ -4,6 +4,8 @@
   (``DLWPT_DEVICE=cpu`` forces a choice).
 - ``require_data("p1ch4/tabular-wine")``: checks the book's data files are in
   ``data/`` and, if not, says which command fetches them.
+- ``require_chapter_folder()``: stops a notebook run from a working directory where
+  the book's relative paths (``../data/...``) miss, saying what to do.
 - ``quick_mode()``: ``DLWPT_QUICK=1`` shortens long training runs (tests).
 """
 
@@ -19,6 +21,8 @@ __all__ = [
     "describe_device",
     "quick_mode",
     "require_data",
+    "require_chapter_folder",
+    "WorkingDirectoryError",
     "fetch_command",
 ]
 
@@ -93,15 +97,45 @@ def fetch_command(prefix=None):
     return f"python -m dlwpt.fetch {chapter}".rstrip()
 
 
+class WorkingDirectoryError(RuntimeError):
+    """A notebook runs outside its chapter folder, where the book's relative paths miss."""
+
+
+def require_chapter_folder(chapter=None):
+    """Check that the working directory is a chapter folder of this repository; return it.
+
+    The notebooks open files by the book's relative paths (``../data/p1ch4/...``,
+    ``../data-unversioned/p1ch7/``), which hold only there. Elsewhere (papermill or
+    VS Code started from the repository root) this raises ``WorkingDirectoryError``
+    saying what to do. ``chapter`` (``"p1ch7"``) names the folder in that message.
+    """
+    cwd = Path.cwd().resolve()
+    if cwd.parent == REPO_ROOT.resolve():
+        return cwd
+    folder = REPO_ROOT / (chapter or "p1chN")
+    raise WorkingDirectoryError(
+        f"This notebook must run in its chapter's folder, e.g. {folder}, but the working directory is {cwd}.\n"
+        "Its cells open the book's files by relative paths (../data/..., ../data-unversioned/p1ch7/),\n"
+        "which would miss the data of this repository. Do one of:\n"
+        f"  - start Jupyter anywhere in {REPO_ROOT} and open the notebook: its folder is then the working directory;\n"
+        f"  - papermill: add --cwd {folder}; VS Code: set jupyter.notebookFileRoot to ${{fileDirname}};\n"
+        f"  - run this first in a cell, then this one again: import os; os.chdir({str(folder)!r})"
+    )
+
+
 def require_data(prefix, data_dir=None):
     """Check that every manifest file under ``prefix`` is present in ``data/``.
 
     Returns ``data/<prefix>``. A missing file raises a
     ``FileNotFoundError`` that names the file and the command that fetches it.
     (Presence and size are checked here; ``python -m dlwpt.fetch`` checks SHA-256.)
+    Unless ``data_dir`` is an absolute path, the notebook must also run in a chapter
+    folder, where the book's ``../data/`` is this ``data/`` (``require_chapter_folder``).
     """
     from .fetch import load_manifest, under
 
+    if data_dir is None or not Path(data_dir).is_absolute():
+        require_chapter_folder(prefix.split("/")[0])
     data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
     # Optional files (the CycleGAN weights) count only when asked for by name.
     entries = [e for e in load_manifest() if under(e.path, prefix) and (e.path == prefix or not e.optional)]

@@ -236,7 +236,8 @@ def test_require_data_names_the_fetch_command(tmp_path):
         dlwpt.require_data("p1ch99", data_dir=tmp_path)
 
 
-def test_require_data_passes_on_fetched_data():
+def test_require_data_passes_on_fetched_data(monkeypatch):
+    monkeypatch.chdir(dlwpt.REPO_ROOT / "p1ch6")  # a chapter folder: where the notebooks run
     assert dlwpt.require_data("p1ch4/tabular-wine") == dlwpt.DATA_DIR / "p1ch4/tabular-wine"
 
 
