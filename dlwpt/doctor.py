@@ -18,10 +18,11 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from . import DATA_DIR, DEVICE_ENV, QUICK_ENV, REPO_ROOT, REPO_URL, describe_device, require_data
+from .cifar10 import CIFAR10_DIR
 from .fetch import CHAPTER_NEEDS, CHAPTERS, MIRROR_ENV, load_manifest, under
 
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
-CIFAR_DIR = REPO_ROOT / "data-unversioned" / "p1ch7" / "cifar-10-batches-py"
+CIFAR_DIR = CIFAR10_DIR / "cifar-10-batches-py"  # what torchvision unpacks
 # The comparisons requirements.txt uses; anything else is reported, not guessed.
 COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 
