@@ -13,7 +13,7 @@ BIN    := $(VENV)/bin
 MIRROR ?= $(DLWPT_DATA_MIRROR)
 FETCH_FLAGS := $(if $(MIRROR),--mirror $(MIRROR))
 
-.PHONY: setup data lab lint test test-oldest versions bench clean
+.PHONY: setup data lab lint test test-oldest versions bench gpu-check clean
 
 $(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ versions:
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ch7.py
+
+# Runs every notebook on the GPU (CUDA, else Apple MPS), proves the work ran there, times chapter 7 on GPU and
+# CPU, writes outputs/gpu_check/report.md; says so and exits 0 on a machine without a GPU.
+gpu-check: data
+	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
 	rm -rf .venv .venv-oldest .pytest_cache .ruff_cache
