@@ -11,12 +11,24 @@ also runs the tests marked ``real_downloads``, which check the trained results.
 import ast
 import hashlib
 import json
+import os
+import re
+import types
+import warnings
 from pathlib import Path
 
 import pytest
 
 from conftest import run_notebook
-from tests.standins.pretrained import FACTS, standin_dir, use_real_downloads
+from tests.shared import shared_file
+from tests.standins.pretrained import (
+    FACTS_FILE,
+    GPT2_PROMPT,
+    hub_cache_folder,
+    standin_dir,
+    use_real_downloads,
+    vision_hub_repo,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "p1ch2"
@@ -24,6 +36,15 @@ NB_PRETRAINED = "p1ch2/2_pre_trained_networks.ipynb"
 NB_CYCLEGAN = "p1ch2/3_cyclegan.ipynb"
 NB_ZOOS = "p1ch2/4_model_zoos.ipynb"
 NB_EXERCISES = "p1ch2/exercises_solutions.ipynb"
+# The book's Out[16] for bobby.jpg (ResNet-101, IMAGENET1K_V1 weights)
+BOOK_TOP5 = [
+    "golden retriever",
+    "Labrador retriever",
+    "cocker spaniel, English cocker spaniel, cocker",
+    "redbone",
+    "tennis ball",
+]
+BOOK_TOP1_PERCENT = 96.57185363769531  # the book's Out[15]
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +67,9 @@ def _from_layout_or_in_place(request, relpath):
     if use_real_downloads(request.config):
         return request.getfixturevalue("executed_notebook")(relpath), ROOT
     layout = request.getfixturevalue("p1ch2_layout")
-    return run_notebook(layout / relpath), layout
+    with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
+        return run_notebook(layout / relpath), layout
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +88,26 @@ def _stdout(nb, contains):
 
 def _warnings(nb):
     return [line for line in nb.stderr().splitlines() if "Warning" in line and "TqdmWarning" not in line]
+
+
+def _source(relpath, contains):
+    """The source of the one code cell of a committed notebook that contains ``contains``."""
+    import nbformat
+
+    nb = nbformat.read(ROOT / relpath, as_version=4)
+    (src,) = [c.source for c in nb.cells if c.cell_type == "code" and contains in c.source]
+    return src
+
+
+def test_chapter2_notebooks_show_the_books_photos_unreduced():
+    """The book's horse.jpg is 1500x1220: no reduce()/thumbnail() workaround for a larger photo is left."""
+    import nbformat
+
+    for nb_path in sorted((ROOT / "p1ch2").glob("*.ipynb")):
+        for cell in nbformat.read(nb_path, as_version=4).cells:
+            if cell.cell_type == "code":
+                assert ".reduce(" not in cell.source and ".thumbnail(" not in cell.source, nb_path.name
+    assert _source(NB_CYCLEGAN, "# In[7]\n") == '# In[7]\nimg = Image.open("../data/p1ch2/horse.jpg")\nimg'
 
 
 # --- 2_pre_trained_networks -------------------------------------------------------
@@ -114,13 +157,58 @@ def test_pretrained_notebook_prints_no_warnings(pretrained):
     assert _warnings(pretrained) == []
 
 
+def _torchvision_equivalent_of_pretrained_true(build, monkeypatch):
+    """What TorchVision's deprecation warning says ``build(pretrained=True)`` equals, e.g.
+    ``ResNet18_Weights.IMAGENET1K_V1``; the weights download is stopped right after the warning."""
+    import torchvision.models._api as api
+
+    class Stop(Exception):
+        pass
+
+    def no_download(*args, **kwargs):
+        raise Stop
+
+    monkeypatch.setattr(api, "load_state_dict_from_url", no_download)
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(Stop):
+        warnings.simplefilter("always")
+        build(pretrained=True)
+    (equivalent,) = {
+        m for w in caught for m in re.findall(r"equivalent to passing `weights=(\w+\.\w+)`", str(w.message))
+    }
+    return equivalent
+
+
+def test_weights_are_what_pretrained_true_meant(monkeypatch):
+    """In[4] and the hub cell load the weights TorchVision names as the equivalent of the old ``pretrained=True``."""
+    from torchvision import models
+
+    resnet101_v1 = _torchvision_equivalent_of_pretrained_true(models.resnet101, monkeypatch)
+    assert resnet101_v1 == "ResNet101_Weights.IMAGENET1K_V1"
+    assert f"weights=models.{resnet101_v1})" in _source(NB_PRETRAINED, "# In[4]\n")
+    assert f"weights = models.{resnet101_v1}" in _source(NB_PRETRAINED, "weights.transforms()")
+    resnet18_v1 = _torchvision_equivalent_of_pretrained_true(models.resnet18, monkeypatch)
+    assert resnet18_v1 == "ResNet18_Weights.IMAGENET1K_V1"
+    assert f'weights="{resnet18_v1}"' in _source(NB_ZOOS, "torch.hub.load(")
+    # the V1 file, not DEFAULT's (IMAGENET1K_V2, resnet101-cd907fc2.pth)
+    assert Path(models.ResNet101_Weights.IMAGENET1K_V1.url).name == "resnet101-63fe2227.pth"
+
+
 @pytest.mark.real_downloads
-def test_real_resnet101_sees_a_golden_retriever(pretrained):
-    """Real DEFAULT (IMAGENET1K_V2) weights: the book's top-1 for bobby.jpg (its percentage differs from the book's)."""
-    label, _ = ast.literal_eval(pretrained.result("# In[15]\n"))
+def test_real_resnet101_gives_the_books_top5(pretrained):
+    """Real IMAGENET1K_V1 weights: the book's five labels in the book's order, and its top-1 percentage.
+
+    Tolerance 0.5 percentage points: the book's own two figures for this computation, 96.57 (Out[15]) and
+    96.29 (Out[16], the first edition's run), differ by 0.28 through library versions (JPEG decoding,
+    resizing); TF32 convolutions on CUDA move the logits by about 1e-3 more. DEFAULT (V2) weights, trained
+    with label smoothing, land far outside it."""
+    label, pct = ast.literal_eval(pretrained.result("# In[15]\n"))
     assert label == "golden retriever"
-    assert ast.literal_eval(pretrained.result("# In[16]\n"))[0][0] == "golden retriever"
-    assert ast.literal_eval(pretrained.result("weights.transforms()"))[0][0] == "golden retriever"
+    assert pct == pytest.approx(BOOK_TOP1_PERCENT, abs=0.5)
+    top5 = ast.literal_eval(pretrained.result("# In[16]\n"))
+    assert [lab for lab, _ in top5] == BOOK_TOP5
+    assert top5[0][1] == pytest.approx(pct)
+    # the weights' own transforms are In[6]'s for V1: the same ranking
+    assert [lab for lab, _ in ast.literal_eval(pretrained.result("weights.transforms()"))] == BOOK_TOP5
 
 
 # --- 3_cyclegan ---------------------------------------------------------------------
@@ -138,15 +226,16 @@ def _generator_class():
 
 
 def test_generator_state_dict_matches_published_file():
-    """Names, order and shapes equal the manifest of the real horse2zebra_0.4.0.pth (shared/facts)."""
-    manifest = json.loads(FACTS.read_text())["tensors"]
+    """Names, order and shapes equal the manifest of the real horse2zebra_0.4.0.pth (../shared/facts)."""
+    manifest = json.loads(shared_file(FACTS_FILE).read_text())["tensors"]
     state = _generator_class()().state_dict()
     assert [(k, list(v.shape)) for k, v in state.items()] == [(t["name"], t["shape"]) for t in manifest]
     assert sum(v.numel() for v in state.values()) == 11_378_179
 
 
-def test_generator_on_second_edition_horse_photo():
-    """The published horse.jpg (5184x3456) gives a (1, 3, 256, 384) output in [-1, 1] (random weights)."""
+def test_generator_on_the_books_horse_photo():
+    """The book's horse.jpg (1500x1220) resizes to 314x256 and comes out (1, 3, 256, 316): the book's
+    size=316x256. Random weights here: shapes and the tanh range only."""
     import torch
     from PIL import Image
     from torchvision import transforms
@@ -154,26 +243,29 @@ def test_generator_on_second_edition_horse_photo():
     torch.manual_seed(0)
     net = _generator_class()().eval()
     img = Image.open(DATA / "horse.jpg")
-    assert img.size == (5184, 3456)
+    assert img.size == (1500, 1220)
     batch = transforms.Compose([transforms.Resize(256), transforms.ToTensor()])(img).unsqueeze(0)
+    assert batch.shape == (1, 3, 256, 314)
     with torch.no_grad():
         out = net(batch)
-    assert out.shape == (1, 3, 256, 384)
+    assert out.shape == (1, 3, 256, 316)
     assert -1 <= out.min().item() < out.max().item() <= 1
 
 
 def test_cyclegan_notebook_loads_weights_and_makes_an_image(cyclegan):
+    """The book's photo and output sizes (1500x1220 in, size=316x256 out); stand-in weights offline."""
     nb, root = cyclegan
     assert nb.result("# In[3]\n") == "<All keys matched successfully>"
-    assert nb.result("# In[8]\n") == "torch.Size([1, 3, 256, 384])"
+    assert "image mode=RGB size=1500x1220" in nb.result("# In[7]\n")
+    assert nb.result("# In[8]\n") == "torch.Size([1, 3, 256, 314])"
     shape, lo, hi = nb.result("batch_out.shape, batch_out.min()").rsplit(", ", 2)
-    assert shape == "(torch.Size([1, 3, 256, 384])"
+    assert shape == "(torch.Size([1, 3, 256, 316])"
     assert -1 <= float(lo) < float(hi.rstrip(")")) <= 1
-    assert "image mode=RGB size=384x256" in nb.result("# In[10]\n")
+    assert "image mode=RGB size=316x256" in nb.result("# In[10]\n")
     from PIL import Image
 
     with Image.open(root / "outputs" / "p1ch2" / "zebra.jpg") as saved:
-        assert saved.size == (384, 256)
+        assert saved.size == (316, 256)
     assert _warnings(nb) == []
 
 
@@ -201,27 +293,77 @@ def test_exercise_bobby_through_the_generator(exercises):
 # --- 4_model_zoos ----------------------------------------------------------------------
 
 
+def _vision_repo_for(version):
+    """The hub repository the notebook's own expression builds for a given ``torchvision.__version__``."""
+    (line,) = [ln for ln in _source(NB_ZOOS, "torch.hub.load(").splitlines() if ln.startswith("vision_repo =")]
+    expression = line.split("=", 1)[1].split("#")[0]
+    return eval(expression, {"torchvision": types.SimpleNamespace(__version__=version)})
+
+
+@pytest.mark.parametrize(
+    "version, repo",
+    [
+        ("0.29.1", "pytorch/vision:v0.29.1"),
+        ("0.19.1+cu121", "pytorch/vision:v0.19.1"),
+        ("0.20.0+cpu", "pytorch/vision:v0.20.0"),
+    ],
+)
+def test_hub_repository_is_pinned_to_the_installed_torchvision_tag(version, repo):
+    assert _vision_repo_for(version) == repo
+
+
+def test_hub_cache_folder_follows_the_pinned_tag():
+    """torch.hub caches ``owner/name:ref`` as ``owner_name_ref``; the stand-in uses the same name."""
+    import torchvision
+
+    assert _vision_repo_for(torchvision.__version__) == vision_hub_repo()
+    assert hub_cache_folder("pytorch/vision:v0.19.1") == "pytorch_vision_v0.19.1"
+    assert hub_cache_folder("owner/name:release/1.0") == "owner_name_release_1.0"
+
+
 def test_hub_resnet18_runs(zoos):
     assert zoos.result("torch.hub.load(") == "torchvision.models.resnet.ResNet"
     label, pct = ast.literal_eval(zoos.result("resnet18_model(batch)"))
     assert isinstance(label, str) and 0 < pct <= 100
 
 
-def test_gpt2_pipeline_continues_the_prompt(zoos):
-    """Tiny random GPT-2 offline: checks the pipeline's output structure, not the book's sentence."""
+def test_gpt2_adds_one_token_to_the_prompt(zoos):
+    """``max_length=10`` after a 9-token prompt: one more token, at most one word. Offline this runs a tiny
+    random GPT-2 whose tokenizer also splits the prompt into 9 tokens; the word itself is not checked."""
     (result,) = ast.literal_eval(zoos.result("# In[4]\n"))
     assert set(result) == {"generated_text"}
     text = result["generated_text"]
-    assert text.startswith("AI models are so smart they can replace my") and len(text) > 44
+    assert text.startswith(GPT2_PROMPT)
+    added = text[len(GPT2_PROMPT) :]
+    assert added.strip() and len(added.split()) == 1
 
 
-@pytest.mark.parametrize("cell", ["# In[7]\n", "zebra_path = Path("])
+BLIP_CELLS = {"horse": "# In[7]\n", "zebra": "# the zebra of the text after In[7]"}
+
+
+@pytest.mark.parametrize("cell", BLIP_CELLS.values(), ids=BLIP_CELLS.keys())
 def test_blip_captions_and_shows_the_image(zoos, cell):
-    """Tiny random BLIP offline: a non-empty caption string is printed under a displayed thumbnail."""
+    """Tiny random BLIP offline: the image itself is displayed and one non-empty caption line printed."""
     outputs = zoos.find(cell)[1]
     assert any("image/png" in o.get("data", {}) for o in outputs)
-    caption = _stdout(zoos, cell).strip().splitlines()[-1]
-    assert caption and not caption.startswith("..")
+    (caption,) = _stdout(zoos, cell).strip().splitlines()
+    assert caption.strip()
+
+
+def test_blip_book_cells_caption_the_data_files():
+    assert 'Image.open("../data/p1ch2/horse.jpg")' in _source(NB_ZOOS, BLIP_CELLS["horse"])
+    assert 'Image.open("../data/p1ch2/zebra.jpg")' in _source(NB_ZOOS, BLIP_CELLS["zebra"])
+
+
+def test_blip_readers_own_zebra_is_an_extra_cell(zoos):
+    """Captions outputs/p1ch2/zebra.jpg when 3_cyclegan made one, else says how to make it."""
+    cell = "own_zebra = Path("
+    assert _source(NB_ZOOS, cell).startswith("# not in the book")
+    printed = _stdout(zoos, cell).strip().splitlines()
+    if (ROOT / "outputs" / "p1ch2" / "zebra.jpg").exists():
+        assert len(printed) == 1 and printed[0].strip()
+    else:
+        assert printed == ["../outputs/p1ch2/zebra.jpg not found: run 3_cyclegan.ipynb first"]
 
 
 def test_zoos_notebook_prints_no_warnings(zoos):
@@ -229,8 +371,15 @@ def test_zoos_notebook_prints_no_warnings(zoos):
 
 
 @pytest.mark.real_downloads
-def test_real_blip_sees_a_horse(zoos):
-    assert "horse" in _stdout(zoos, "# In[7]\n")
+@pytest.mark.parametrize(
+    "cell, book_start",
+    [(BLIP_CELLS["horse"], "there is a man riding a horse"), (BLIP_CELLS["zebra"], "zebras are standing")],
+    ids=BLIP_CELLS.keys(),
+)
+def test_real_blip_captions_start_as_the_books(zoos, cell, book_start):
+    """Greedy decoding is deterministic, but float differences between devices and library versions can
+    change a late word; the opening words are what the book's text discusses."""
+    assert _stdout(zoos, cell).strip().startswith(book_start)
 
 
 # --- the stand-ins themselves --------------------------------------------------------
@@ -239,13 +388,24 @@ def test_real_blip_sees_a_horse(zoos):
 def test_standins_are_where_the_notebooks_look(request):
     if use_real_downloads(request.config):
         pytest.skip("no stand-ins with --real-downloads")
-    import os
-
     from torchvision import models
 
     base = standin_dir()
     assert base is not None and Path(os.environ["TORCH_HOME"]).parent == base
-    name = Path(models.ResNet101_Weights.DEFAULT.url).name
-    assert name == "resnet101-cd907fc2.pth"
-    assert (base / "torch" / "hub" / "checkpoints" / name).is_file()
+    hub = base / "torch" / "hub"
+    for weights in (models.ResNet101_Weights.IMAGENET1K_V1, models.ResNet18_Weights.IMAGENET1K_V1):
+        assert (hub / "checkpoints" / Path(weights.url).name).is_file()
+    assert not (hub / "checkpoints" / "resnet101-cd907fc2.pth").exists()  # DEFAULT (V2) is not used
+    assert (hub / hub_cache_folder(vision_hub_repo()) / "hubconf.py").is_file()
     assert os.environ["HF_HUB_OFFLINE"] == "1"
+
+
+def test_gpt2_standin_splits_the_prompt_like_the_real_tokenizer(request):
+    """The real GPT-2 tokenizer makes 9 tokens of the book's prompt; so must the stand-in, or max_length=10
+    would mean something else offline."""
+    if use_real_downloads(request.config):
+        pytest.skip("no stand-ins with --real-downloads")
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained("gpt2")
+    assert len(tokenizer(GPT2_PROMPT).input_ids) == 9

@@ -5,15 +5,18 @@ Hugging Face models. No hub is reachable in the test environment, so when the
 run collects chapter 2 this plugin builds, in a temporary folder:
 
 - ``$TORCH_HOME/hub/checkpoints/``: randomly initialised weights under the file
-  names torchvision downloads (``resnet101-cd907fc2.pth``, ``resnet18-f37072fd.pth``);
-- ``$TORCH_HOME/hub/pytorch_vision_main/hubconf.py``: a local stand-in for
-  ``github.com/pytorch/vision`` (its entry points come from the installed
-  torchvision); with no internet ``torch.hub`` falls back to this cache;
+  names torchvision downloads for the weights the notebooks ask for
+  (``IMAGENET1K_V1``: ``resnet101-63fe2227.pth``, ``resnet18-f37072fd.pth``);
+- ``$TORCH_HOME/hub/pytorch_vision_v<installed torchvision>/hubconf.py``: a local
+  stand-in for ``github.com/pytorch/vision`` at the tag the notebook pins (its entry
+  points come from the installed torchvision); ``torch.hub`` uses a cached
+  ``owner_repo_ref`` folder without going online;
 - ``$HF_HUB_CACHE``: tiny random GPT-2 and BLIP models, with tokenizers, under
   the real repository ids (``gpt2``, ``Salesforce/blip-image-captioning-large``),
   and ``HF_HUB_OFFLINE=1``;
 - ``horse2zebra_0.4.0.pth``: random tensors with the names and shapes of the
-  published CycleGAN file (``shared/facts/``). The fixture ``p1ch2_layout``
+  published CycleGAN file (``../shared/facts/``; without it the CycleGAN tests
+  skip, naming the missing file). The fixture ``p1ch2_layout``
   gives a temporary copy of the repository layout (``p1ch2/`` notebooks plus
   ``data/p1ch2/`` linking the real data files and this stand-in) so the CycleGAN
   notebook runs unchanged without writing into the repository's ``data/``.
@@ -34,8 +37,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import SHARED, shared_file
+
 ROOT = Path(__file__).resolve().parents[2]
-FACTS = ROOT.parent / "shared" / "facts" / "horse2zebra_0.4.0.state_dict_manifest.json"
+FACTS_FILE = "facts/horse2zebra_0.4.0.state_dict_manifest.json"  # relative to ../shared
+FACTS = SHARED / FACTS_FILE
 OPTION = "--real-downloads"
 # Notebooks that read ../data/p1ch2/horse2zebra_0.4.0.pth: run from the temporary layout.
 LAYOUT_NOTEBOOKS = ("3_cyclegan.ipynb", "exercises_solutions.ipynb")
@@ -117,13 +123,14 @@ def build_standins():
         TRANSFORMERS_OFFLINE="1",
     )
     make_torchvision_weights(torch_home / "hub" / "checkpoints")
-    make_hub_repo(torch_home / "hub" / "pytorch_vision_main")
+    make_hub_repo(torch_home / "hub" / hub_cache_folder(vision_hub_repo()))
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
     make_gpt2(hf_home / "hub")
     make_blip(hf_home / "hub")
-    make_horse2zebra(base / "horse2zebra_0.4.0.pth")
+    if FACTS.is_file():  # else p1ch2_layout skips the CycleGAN tests, naming the file
+        make_horse2zebra(base / "horse2zebra_0.4.0.pth")
     return base
 
 
@@ -131,16 +138,32 @@ def build_standins():
 
 
 def make_torchvision_weights(folder):
-    """Random weights saved under the file names torchvision's DEFAULT weights download to."""
+    """Random weights saved under the file names of the weights the notebooks load (IMAGENET1K_V1)."""
     import torch
     from torchvision import models
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
+    for build, weights in (
+        (models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
+        (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
+    ):
         # random init, no download; zeroed residual branches keep the random scores small
         model = build(zero_init_residual=True)
-        torch.save(model.state_dict(), folder / Path(weights.DEFAULT.url).name)
+        torch.save(model.state_dict(), folder / Path(weights.url).name)
+
+
+def vision_hub_repo():
+    """What 4_model_zoos passes to torch.hub.load: pytorch/vision at the installed TorchVision's tag."""
+    import torchvision
+
+    return "pytorch/vision:v" + torchvision.__version__.split("+")[0]
+
+
+def hub_cache_folder(repo):
+    """The folder torch.hub caches ``owner/name:ref`` in: ``owner_name_ref`` ("/" in ref -> "_")."""
+    owner_name, ref = repo.split(":")
+    return "_".join([*owner_name.split("/"), ref.replace("/", "_")])
 
 
 def make_hub_repo(repo_dir):
@@ -169,10 +192,11 @@ def _snapshot(hub_cache, repo_id):
 
 
 WORDS = (
-    "a an the man woman horse zebra dog rider riding standing sitting on in of with and is are "
+    "a an the man woman horse zebra zebras dog rider riding standing sitting on in of with and is are "
     "field desert grass sky sunny day brown white black striped back its two one there some "
     "model models smart can replace my job they so ai write code people work time world"
 ).split()
+GPT2_PROMPT = "AI models are so smart they can replace my"  # the book's In[4]: 9 tokens for the real GPT-2
 
 
 def make_gpt2(hub_cache):
@@ -183,7 +207,8 @@ def make_gpt2(hub_cache):
 
     snap = _snapshot(hub_cache, GPT2_ID)
     bpe = ByteLevelBPETokenizer()
-    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))]
+    # the prompt in the corpus: like the real tokenizer, this one splits it into 9 tokens
+    corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))] + [GPT2_PROMPT] * 20
     bpe.train_from_iterator(corpus, vocab_size=400, min_frequency=1, special_tokens=["<|endoftext|>"])
     tok = GPT2TokenizerFast(tokenizer_object=bpe._tokenizer, model_max_length=1024)
     tok.add_special_tokens({"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"})
@@ -207,6 +232,8 @@ def make_gpt2(hub_cache):
 def make_blip(hub_cache):
     """A tiny random BLIP captioner with a WordPiece (BERT) tokenizer, saved as the real repo id."""
     import torch
+    from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
     from transformers import (
         BertTokenizerFast,
         BlipConfig,
@@ -218,7 +245,25 @@ def make_blip(hub_cache):
     snap = _snapshot(hub_cache, BLIP_ID)
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"]
     vocab = {t: i for i, t in enumerate(specials + sorted(set(WORDS)))}
-    tok = BertTokenizerFast(vocab=vocab, do_lower_case=True, bos_token="[DEC]")
+    # BERT WordPiece built with `tokenizers`: transformers 4.x has no `vocab=` argument, 5.x ignores `vocab_file=`
+    wordpiece = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    wordpiece.normalizer = normalizers.BertNormalizer(lowercase=True)
+    wordpiece.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    wordpiece.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    wordpiece.decoder = decoders.WordPiece()
+    tok = BertTokenizerFast(
+        tokenizer_object=wordpiece,
+        bos_token="[DEC]",
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+    )
     tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
     ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
     image_processor = BlipImageProcessor(
@@ -271,10 +316,13 @@ def make_horse2zebra(path):
 
 @pytest.fixture(scope="session")
 def p1ch2_layout(request, tmp_path_factory):
-    """A temporary copy of the repository layout for chapter 2: ``p1ch2/`` (its notebooks) and
-    ``data/p1ch2/`` (links to the real data files plus the stand-in ``horse2zebra_0.4.0.pth``)."""
+    """A temporary copy of the repository layout for chapter 2: ``p1ch2/`` (its notebooks),
+    ``data/p1ch2/`` (links to the real data files plus the stand-in ``horse2zebra_0.4.0.pth``) and
+    ``dlwpt/`` (a copy: a kernel with the layout on ``PYTHONPATH`` imports it, so its
+    ``REPO_ROOT`` is the layout and ``require_data`` accepts the chapter folder there)."""
     if use_real_downloads(request.config):
         pytest.skip("with --real-downloads the notebooks run in place on the real files")
+    shared_file(FACTS_FILE)  # skips, naming it, where ../shared is absent
     base = build_standins()
     root = tmp_path_factory.mktemp("p1ch2-layout")
     (root / "p1ch2").mkdir()
@@ -286,4 +334,5 @@ def p1ch2_layout(request, tmp_path_factory):
         if f.name != "horse2zebra_0.4.0.pth":
             (data / f.name).symlink_to(f.resolve())
     (data / "horse2zebra_0.4.0.pth").symlink_to(base / "horse2zebra_0.4.0.pth")
+    shutil.copytree(ROOT / "dlwpt", root / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
     return root
