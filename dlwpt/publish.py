@@ -1,0 +1,132 @@
+"""Point the notebooks at a new GitHub location, for whoever publishes or forks this repository.
+
+    python -m dlwpt.publish OWNER/NAME [--branch BRANCH]
+
+rewrites, in place, exactly these and nothing else:
+
+- ``REPO_URL`` and ``REPO_BRANCH`` in ``dlwpt/__init__.py``;
+- the Open in Colab and Open in Kaggle badges in the first cell of every notebook ``p1ch*/*.ipynb``;
+- the ``git clone`` line of every notebook's setup cell.
+
+It checks every file first and writes nothing if one of them is not as expected. It works on the text of
+the files, so every other byte stays as it is; check with ``git diff`` and commit. Other files that still
+name the old location (links in READMEs) are listed, not changed.
+"""
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+from . import REPO_BRANCH, REPO_ROOT, REPO_URL
+
+GITHUB = "https://github.com/"
+OWNER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]+")
+BRANCH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
+TEXT_SUFFIXES = {".md", ".py", ".toml", ".yml", ".yaml", ".cfg", ".txt", ".ipynb"}
+
+
+class PublishError(Exception):
+    pass
+
+
+def check_location(owner_name, branch):
+    name = owner_name.split("/")[-1]
+    if not OWNER_NAME.fullmatch(owner_name) or name in {".", ".."}:
+        raise PublishError(f"not a GitHub OWNER/NAME: {owner_name!r} (e.g. alice/dlwpt-notebooks)")
+    if not BRANCH.fullmatch(branch) or ".." in branch or branch.endswith(".lock"):
+        raise PublishError(f"not a branch name: {branch!r}")
+
+
+def notebook_replacements(old, old_branch, new, new_branch):
+    """(old text, new text) pairs as they appear in a notebook file (JSON strings), each expected once."""
+    pairs = [
+        (f"colab.research.google.com/github/{old}/blob/{old_branch}/",
+         f"colab.research.google.com/github/{new}/blob/{new_branch}/"),
+        (f"kaggle.com/kernels/welcome?src={GITHUB}{old}/blob/{old_branch}/",
+         f"kaggle.com/kernels/welcome?src={GITHUB}{new}/blob/{new_branch}/"),
+        (f'"--branch", "{old_branch}", "{GITHUB}{old}", repo', f'"--branch", "{new_branch}", "{GITHUB}{new}", repo'),
+    ]
+    return [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in pairs]
+
+
+def module_replacements(old, old_branch, new, new_branch):
+    return [
+        (f'\nREPO_URL = "{GITHUB}{old}"\n', f'\nREPO_URL = "{GITHUB}{new}"\n'),
+        (f'\nREPO_BRANCH = "{old_branch}"\n', f'\nREPO_BRANCH = "{new_branch}"\n'),
+    ]
+
+
+def rewrite(text, pairs, where):
+    for old, new in pairs:
+        if text.count(old) != 1:
+            raise PublishError(f"{where}: expected {old!r} once, found it {text.count(old)} times; nothing was changed")
+        text = text.replace(old, new)
+    return text
+
+
+def publish(owner_name, branch="main", root=REPO_ROOT):
+    """Rewrite the files under ``root``; return the paths written (relative to ``root``)."""
+    check_location(owner_name, branch)
+    old = REPO_URL.removeprefix(GITHUB)
+    if (owner_name, branch) == (old, REPO_BRANCH):
+        return []
+    root = Path(root)
+    module = root / "dlwpt" / "__init__.py"
+    notebooks = sorted(root.glob("p1ch*/*.ipynb"))
+    if not notebooks:
+        raise PublishError(f"no notebooks p1ch*/*.ipynb under {root}")
+    pairs = module_replacements(old, REPO_BRANCH, owner_name, branch)
+    new_texts = {module: rewrite(module.read_text(encoding="utf-8"), pairs, module)}
+    for path in notebooks:
+        text = path.read_text(encoding="utf-8")
+        new_texts[path] = rewrite(text, notebook_replacements(old, REPO_BRANCH, owner_name, branch), path)
+    for path, text in new_texts.items():  # all checked: now write
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    return [path.relative_to(root).as_posix() for path in new_texts]
+
+
+def other_mentions(old_url, root=REPO_ROOT):
+    """Files (not rewritten) that still name ``old_url``, with line numbers."""
+    found = []
+    for path in sorted(Path(root).rglob("*")):
+        rel = path.relative_to(root)
+        if rel.parts[0].startswith(".") and rel.parts[0] != ".github" or rel.parts[0] in {"data", "outputs"}:
+            continue
+        if path.suffix not in TEXT_SUFFIXES or not path.is_file():
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            if old_url + "/" in line + "/" and not (path.suffix == ".ipynb" or rel.as_posix() == "dlwpt/__init__.py"):
+                found.append(f"{rel.as_posix()}:{n}")
+    return found
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m dlwpt.publish",
+        description="Point REPO_URL, every notebook's Colab and Kaggle badges and its setup cell at a GitHub location.",
+    )
+    parser.add_argument("owner_name", metavar="OWNER/NAME", help="the GitHub repository, e.g. alice/dlwpt-notebooks")
+    parser.add_argument("--branch", default="main", help="the branch the badges open and the setup cell clones")
+    args = parser.parse_args(argv)
+    try:
+        written = publish(args.owner_name, args.branch)
+    except PublishError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    target = f"{GITHUB}{args.owner_name} (branch {args.branch})"
+    if not written:
+        print(f"Already pointing at {target}: nothing to change.")
+        return 0
+    print(f"Now pointing at {target}: rewrote {len(written)} files ({written[0]} and {len(written) - 1} notebooks).")
+    mentions = other_mentions(REPO_URL)
+    if mentions:
+        print(f"Still naming {REPO_URL} (not changed, check by hand): " + ", ".join(mentions))
+    print("Check with `git diff`, then commit.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
