@@ -64,13 +64,13 @@ def fix_rows(rows):
 
 def make_hour_fixed(src, out):
     """Read ``src`` (hour.csv), write the fixed table to ``out``; return the row count."""
-    with open(src, newline="") as f:
+    with open(src, newline="", encoding="ascii") as f:
         reader = csv.reader(f)
         header = next(reader)
         rows = fix_rows(list(reader))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(out, "w", newline="") as f:
+    with open(out, "w", newline="", encoding="ascii") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(header)
         writer.writerows(rows)

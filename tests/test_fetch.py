@@ -21,7 +21,7 @@ def sha256(data):
 
 
 def write_manifest(path, rows):
-    with open(path, "w", newline="") as f:
+    with open(path, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(["path", "size", "sha256", "url", "git_blob"])
         w.writerows(rows)
