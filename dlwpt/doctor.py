@@ -52,7 +52,7 @@ def in_range(installed, spec):
 def read_requirements(path=REQUIREMENTS):
     """[(name, spec)] from a requirements file: 'torch>=2.4,<2.15' -> ('torch', '>=2.4,<2.15')."""
     pairs = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8").splitlines():
         line = line.split("#")[0].strip()
         if line:
             name, spec = re.fullmatch(r"([A-Za-z0-9_.\-\[\]]+)\s*(.*)", line).groups()

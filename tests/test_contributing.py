@@ -98,7 +98,7 @@ def notebook_source(relpath):
 )
 def test_guide_examples_are_taken_from_this_repository(relpath, example):
     assert example.replace("\n", "\n   ") in GUIDE or example in GUIDE
-    text = (ROOT / relpath).read_text() if relpath.endswith(".md") else notebook_source(relpath)
+    text = (ROOT / relpath).read_text(encoding="utf-8") if relpath.endswith(".md") else notebook_source(relpath)
     assert example in text, f"CONTRIBUTING.md quotes {relpath}, which no longer has: {example}"
 
 
