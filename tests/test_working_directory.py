@@ -40,8 +40,10 @@ def test_other_working_directory_is_refused_with_what_to_do(monkeypatch, tmp_pat
 @pytest.mark.parametrize(
     "notebook, first_data_cell",
     [
+        ("p1ch2/3_cyclegan.ipynb", 'require_data("p1ch2/horse.jpg", data_dir="../data")'),
         ("p1ch4/3_tabular_wine.ipynb", 'require_data("p1ch4/tabular-wine")'),
         ("p1ch7/1_datasets.ipynb", 'require_chapter_folder("p1ch7")'),
+        ("p1ch7/2_birds_airplanes.ipynb", 'require_chapter_folder("p1ch7")'),
         ("p1ch7/exercises_solutions.ipynb", 'require_chapter_folder("p1ch7")'),
     ],
 )
