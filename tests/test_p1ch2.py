@@ -86,8 +86,22 @@ def _stdout(nb, contains):
     return "".join(o.get("text", "") for o in nb.find(contains)[1] if o.get("name") == "stdout")
 
 
+# transformers 4.44 (the oldest supported) warns that the real gpt2 and BLIP tokenizer configs do not set
+# `clean_up_tokenization_spaces`; 4.45 dropped the notice. Readers on 4.44 see it too: not the notebook's doing.
+TRANSFORMERS_444_NOTICE = "`clean_up_tokenization_spaces` was not set"
+
+
+def _transformers_before(major, minor):
+    import transformers
+
+    return tuple(int(part) for part in transformers.__version__.split(".")[:2]) < (major, minor)
+
+
 def _warnings(nb):
-    return [line for line in nb.stderr().splitlines() if "Warning" in line and "TqdmWarning" not in line]
+    lines = [line for line in nb.stderr().splitlines() if "Warning" in line and "TqdmWarning" not in line]
+    if _transformers_before(4, 45):
+        lines = [line for line in lines if TRANSFORMERS_444_NOTICE not in line]
+    return lines
 
 
 def _source(relpath, contains):
@@ -368,6 +382,8 @@ def test_blip_readers_own_zebra_is_an_extra_cell(zoos):
 
 def test_zoos_notebook_prints_no_warnings(zoos):
     assert _warnings(zoos) == []
+    # the stand-ins' tokenizer configs are like the real ones: transformers 4.44 gives its notice here too
+    assert (TRANSFORMERS_444_NOTICE in zoos.stderr()) == _transformers_before(4, 45)
 
 
 @pytest.mark.real_downloads
@@ -407,5 +423,7 @@ def test_gpt2_standin_splits_the_prompt_like_the_real_tokenizer(request):
         pytest.skip("no stand-ins with --real-downloads")
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained("gpt2")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TRANSFORMERS_444_NOTICE, category=FutureWarning)
+        tokenizer = AutoTokenizer.from_pretrained("gpt2")
     assert len(tokenizer(GPT2_PROMPT).input_ids) == 9

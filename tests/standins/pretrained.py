@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 import pytest
@@ -127,8 +128,10 @@ def build_standins():
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
-    make_gpt2(hf_home / "hub")
-    make_blip(hf_home / "hub")
+    with warnings.catch_warnings():  # transformers 4.44's notice, see _like_the_hub_tokenizer_config
+        warnings.filterwarnings("ignore", message="`clean_up_tokenization_spaces` was not set", category=FutureWarning)
+        make_gpt2(hf_home / "hub")
+        make_blip(hf_home / "hub")
     if FACTS.is_file():  # else p1ch2_layout skips the CycleGAN tests, naming the file
         make_horse2zebra(base / "horse2zebra_0.4.0.pth")
     return base
@@ -227,6 +230,7 @@ def make_gpt2(hub_cache):
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(snap)
     tok.save_pretrained(snap)
+    _like_the_hub_tokenizer_config(snap)
 
 
 def make_blip(hub_cache):
@@ -298,6 +302,16 @@ def make_blip(hub_cache):
         model.text_decoder.cls.predictions.decoder.bias[special_ids] = -1e4
     model.save_pretrained(snap)
     BlipProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(snap)
+    _like_the_hub_tokenizer_config(snap)
+
+
+def _like_the_hub_tokenizer_config(snap):
+    """Drop ``clean_up_tokenization_spaces``, which the real gpt2 and BLIP tokenizer configs do not set,
+    so that transformers 4.44 prints its FutureWarning about it offline just as it does for readers."""
+    path = Path(snap) / "tokenizer_config.json"
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config.pop("clean_up_tokenization_spaces", None)
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
 # --- CycleGAN ---------------------------------------------------------------------
