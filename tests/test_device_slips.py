@@ -31,6 +31,7 @@ FACTORIES = {"tensor", "ones", "zeros", "rand", "randn", "randperm", "arange", "
              "as_tensor", "from_numpy", "eye", "ones_like", "zeros_like"}
 MODEL_MAKERS = re.compile(r"(^|\.)(nn\.\w+|models\.\w+|hub\.load|from_pretrained|deepcopy|ResNetGenerator|fc_model|"
                           r"train)$")
+MOVES = ("to", "cuda", "cpu")
 MODEL_PARAMS = {"model", "m", "loss_fn", "netG"}  # function parameters that hold a model or a loss
 
 
@@ -145,7 +146,11 @@ class Placement(ast.NodeVisitor):
         self.place(node.value)
 
     def visit_Expr(self, node):
-        self.place(node.value)
+        place = self.place(node.value)
+        call = node.value
+        moved = isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and call.func.attr in MOVES
+        if moved and isinstance(call.func.value, ast.Name) and call.func.value.id in self.models:
+            self.where[call.func.value.id] = place  # model.to(device) moves the model in place
 
     def visit_For(self, node):
         self.place(node.iter)
@@ -235,6 +240,11 @@ def test_catches_a_batch_left_on_the_cpu():
     assert [text for _, text in find_slips(sources)] == ["model(imgs.view(imgs.shape[0], -1))"]
     sources[1] = sources[1].replace("-1))", "-1).to(device))")
     assert find_slips(sources) == []
+
+
+def test_a_model_moved_in_place_counts_as_on_the_device():
+    sources = ["model = nn.Linear(3, 2)\nmodel.to(device)", "x = torch.ones(4, 3)\ny = model(x)"]
+    assert [text for _, text in find_slips(sources)] == ["model(x)"]
 
 
 def test_catches_labels_compared_on_the_cpu():
