@@ -90,7 +90,7 @@ def test_unknown_requirement_syntax_is_an_error_not_a_guess():
 
 def test_package_lines_flag_wrong_and_missing_packages(tmp_path):
     req = tmp_path / "requirements.txt"
-    req.write_text("# a comment\ntorch<1.0\nnbformat>=5.0  # fine\nno-such-package-dlwpt>=1\n")
+    req.write_text("# a comment\ntorch<1.0\nnbformat>=5.0  # fine\nno-such-package-dlwpt>=1\n", encoding="utf-8")
     lines = doctor.package_lines(req)
     assert lines[0].startswith("BAD torch ") and "(wanted <1.0)" in lines[0]
     assert lines[1].startswith("ok  nbformat ")

@@ -319,7 +319,7 @@ def test_killed_fetch_leaves_temporaries_that_the_next_run_removes(tmp_path):
         (data / "p1ch9").mkdir(parents=True)
         bystanders = {".big.bin.part", "big.bin.abcdefgh.part", ".notes.txt.abcdefgh.part", "keep.part"}
         for name in bystanders:
-            (data / "p1ch9" / name).write_text("mine")
+            (data / "p1ch9" / name).write_text("mine", encoding="utf-8")
         cmd = [sys.executable, "-m", "dlwpt.fetch", "--manifest", str(manifest), "--data-dir", str(data)]
         env = {k: v for k, v in os.environ.items() if k != F.MIRROR_ENV}
 

@@ -23,7 +23,7 @@ def lab_command(tmp_path, user_id):
         pytest.skip("make is not installed")
     fake = tmp_path / "bin"
     fake.mkdir(exist_ok=True)
-    (fake / "id").write_text(f"#!/bin/sh\necho {user_id}\n")
+    (fake / "id").write_text(f"#!/bin/sh\necho {user_id}\n", encoding="utf-8")
     (fake / "id").chmod(0o755)
     env = {**os.environ, "PATH": f"{fake}{os.pathsep}{os.environ['PATH']}"}
     proc = subprocess.run(["make", "-n", "lab"], cwd=ROOT, env=env, capture_output=True, text=True)
@@ -39,7 +39,7 @@ def test_make_lab_passes_allow_root_for_root_only(tmp_path):
 
 def test_readme_says_how_root_starts_the_server_by_hand():
     """The README's JupyterLab commands: `make lab` handles root, by hand root adds the flag (troubleshooting too)."""
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "`make lab` adds JupyterLab's `--allow-root` by itself" in readme
     assert "by hand as root, add it yourself: `jupyter lab --allow-root`" in readme
     (row,) = [line for line in readme.splitlines() if line.startswith("| `Running as root is not recommended.")]

@@ -15,14 +15,14 @@ def run_nbval(tmp_path, *cells, timeout=60):
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "sample.ipynb"
     nbformat.write(nb, path)
-    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider"]
     cmd += [f"--nbval-cell-timeout={timeout}", str(path)]
     return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
 
 
 def test_passing_notebook_passes_and_runs_in_its_own_folder(tmp_path):
-    (tmp_path / "here.txt").write_text("hi")
+    (tmp_path / "here.txt").write_text("hi", encoding="utf-8")
     proc = run_nbval(tmp_path, "x = 1", "assert open('here.txt').read() == 'hi'")
     assert proc.returncode == 0, proc.stdout
     assert "2 passed" in proc.stdout

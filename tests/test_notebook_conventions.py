@@ -151,7 +151,7 @@ def test_setup_cell_failure_on_kaggle_names_the_internet_switch(monkeypatch):
 
 
 def test_packages_installed_on_colab_are_in_requirements():
-    req = (ROOT / "requirements.txt").read_text().lower()
+    req = (ROOT / "requirements.txt").read_text(encoding="utf-8").lower()
     assert NOT_PREINSTALLED and all(re.search(rf"^{pkg}\b", req, re.M) for pkg in NOT_PREINSTALLED)
 
 

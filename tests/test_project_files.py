@@ -22,9 +22,9 @@ def requirement_specs(lines):
 
 
 def test_environment_yml_and_requirements_name_the_same_packages():
-    pip = requirement_specs((ROOT / "requirements.txt").read_text().splitlines())
+    pip = requirement_specs((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
     conda_lines = []
-    text = (ROOT / "environment.yml").read_text()
+    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
     for line in text.split("dependencies:", 1)[1].splitlines():
         m = re.match(r"\s+- ([A-Za-z][^=<>\s]*)([<>=].*)?$", line)
         if m and m.group(1) not in {"python", "pip"} and not line.strip().startswith("- -"):
@@ -36,14 +36,14 @@ def test_environment_yml_and_requirements_name_the_same_packages():
 
 
 def test_gitignore_keeps_downloads_out():
-    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
     for pattern in ["data/*", "data-unversioned/", ".venv*/", "outputs/"]:
         assert pattern in ignored
 
 
 def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text()
-    ci = (ROOT / ".ci/run").read_text()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    ci = (ROOT / ".ci/run").read_text(encoding="utf-8")
     assert "make test" in readme and "make test MIRROR=" in ci
 
 

@@ -139,7 +139,8 @@ def test_publish_writes_nothing_when_a_notebook_is_not_as_expected(tmp_path):
     for chapter in ["p1ch3", "p1ch5"]:
         shutil.copytree(ROOT / chapter, root / chapter)
     broken = root / "p1ch5/2_autograd.ipynb"
-    broken.write_text(broken.read_text().replace("open-in-kaggle.svg)](https://kaggle.com", "open-in-kaggle.svg)](https://x"))
+    text = broken.read_text(encoding="utf-8").replace("kaggle.svg)](https://kaggle.com", "kaggle.svg)](https://x")
+    broken.write_text(text, encoding="utf-8")
     files = [p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()]
     before = tree(root, files)
     proc = publish(root, NEW)

@@ -24,7 +24,8 @@ def test_actionlint_passes_and_would_catch_a_broken_workflow(tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     broken = tmp_path / ".github" / "workflows"
     broken.mkdir(parents=True)
-    (broken / "tests.yml").write_text(WORKFLOW.read_text(encoding="utf-8").replace("runs-on:", "run-on:", 1))
+    text = WORKFLOW.read_text(encoding="utf-8")
+    (broken / "tests.yml").write_text(text.replace("runs-on:", "run-on:", 1), encoding="utf-8")
     subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
     assert actionlint(tmp_path).returncode != 0
 

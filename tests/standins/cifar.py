@@ -179,12 +179,12 @@ def activate():
     ipydir = os.environ.get("IPYTHONDIR")
     if not (ipydir and (Path(ipydir) / MARKER).is_file()):  # another stand-in plugin may have made one
         ipydir = tempfile.mkdtemp(prefix="dlwpt-ipython-")
-        (Path(ipydir) / MARKER).write_text("temporary IPYTHONDIR of the test harness\n")
+        (Path(ipydir) / MARKER).write_text("temporary IPYTHONDIR of the test harness\n", encoding="utf-8")
         _CREATED.append((ipydir, os.environ.get("IPYTHONDIR")))
         os.environ["IPYTHONDIR"] = ipydir
     startup = Path(ipydir) / "profile_default" / "startup"
     startup.mkdir(parents=True, exist_ok=True)
-    (startup / "50-dlwpt-cifar10-standin.py").write_text(STARTUP)
+    (startup / "50-dlwpt-cifar10-standin.py").write_text(STARTUP, encoding="utf-8")
     return root
 
 
