@@ -49,7 +49,7 @@ BOOK_TOP1_PERCENT = 96.57185363769531  # the book's Out[15]
 
 @pytest.fixture(scope="module")
 def labels():
-    return [line.strip() for line in (DATA / "imagenet_classes.txt").read_text().splitlines()]
+    return [line.strip() for line in (DATA / "imagenet_classes.txt").read_text(encoding="utf-8").splitlines()]
 
 
 @pytest.fixture(scope="module")
@@ -241,7 +241,7 @@ def _generator_class():
 
 def test_generator_state_dict_matches_published_file():
     """Names, order and shapes equal the manifest of the real horse2zebra_0.4.0.pth (../shared/facts)."""
-    manifest = json.loads(shared_file(FACTS_FILE).read_text())["tensors"]
+    manifest = json.loads(shared_file(FACTS_FILE).read_text(encoding="utf-8"))["tensors"]
     state = _generator_class()().state_dict()
     assert [(k, list(v.shape)) for k, v in state.items()] == [(t["name"], t["shape"]) for t in manifest]
     assert sum(v.numel() for v in state.values()) == 11_378_179

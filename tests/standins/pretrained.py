@@ -178,7 +178,7 @@ def make_hub_repo(repo_dir):
         "from torchvision.models import get_model_weights, get_weight  # noqa: F401\n"
         "from torchvision.models.alexnet import alexnet  # noqa: F401\n"
         "from torchvision.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152  # noqa: F401\n"
-    )
+    , encoding="utf-8")
 
 
 # --- Hugging Face -----------------------------------------------------------------
@@ -188,7 +188,7 @@ def _snapshot(hub_cache, repo_id):
     """The snapshot folder of ``repo_id`` in the cache layout huggingface_hub reads offline."""
     repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
     (repo / "refs").mkdir(parents=True, exist_ok=True)
-    (repo / "refs" / "main").write_text(FAKE_COMMIT)
+    (repo / "refs" / "main").write_text(FAKE_COMMIT, encoding="utf-8")
     snap = repo / "snapshots" / FAKE_COMMIT
     snap.mkdir(parents=True, exist_ok=True)
     return snap
@@ -323,7 +323,7 @@ def make_horse2zebra(path):
 
     gen = torch.Generator().manual_seed(0)
     state = {}
-    for entry in json.loads(FACTS.read_text())["tensors"]:
+    for entry in json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]:
         state[entry["name"]] = torch.randn(*entry["shape"], generator=gen) * 0.05
     torch.save(state, path)
 
