@@ -69,7 +69,7 @@ def _dlwpt_device_proof():
         return "DLWPT-DEVICE-PROOF " + json.dumps(proof)
     found = {}
     for name, obj in list(globals().items()):
-        if name.startswith("_"):
+        if name.startswith("_") or name in ("In", "Out"):  # IPython's history of inputs and results
             continue
         found[name] = obj
         if isinstance(getattr(obj, "model", None), torch.nn.Module):  # a transformers pipeline
@@ -79,7 +79,8 @@ def _dlwpt_device_proof():
     for name, obj in found.items():
         if isinstance(obj, torch.nn.Module):
             tensors = list(obj.parameters()) + list(obj.buffers())
-            proof["modules"][name] = sorted({str(t.device) for t in tensors})
+            if tensors:  # modules without weights (nn.Tanh(), transforms) live nowhere
+                proof["modules"][name] = sorted({str(t.device) for t in tensors})
     if isinstance(globals().get("device"), torch.device):
         proof["device"] = str(globals()["device"])
     if torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -215,10 +216,12 @@ def chapter2_mode(requested):
 
 def chapter2_layout(base):
     """A copy of p1ch2/ next to data/p1ch2/ (links to the real files, the stand-in CycleGAN weights where the
-    real ones are absent), as the tests' fixture tests/standins/pretrained.p1ch2_layout builds it."""
+    real ones are absent), as the tests' fixture tests/standins/pretrained.p1ch2_layout builds it, plus a copy
+    of dlwpt/ (its REPO_ROOT is then the layout, so the notebooks' chapter-folder check holds there)."""
     from tests.standins.pretrained import build_standins
 
     standins = build_standins()  # sets TORCH_HOME, HF_HOME, ... for the kernels started from now on
+    shutil.copytree(ROOT / "dlwpt", base / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
     (base / "p1ch2").mkdir(parents=True)
     for nb in (ROOT / "p1ch2").glob("*.ipynb"):
         shutil.copy(nb, base / "p1ch2" / nb.name)
@@ -256,14 +259,16 @@ def check(notebooks, device_type, target, skip_cpu, ch2):
             if nb.startswith("p1ch2/") and ch2 == "skip":
                 rows.append({"notebook": nb, "device": target, "status": "skipped (--ch2 skip)"})
                 continue
-            path = layout / nb if nb.startswith("p1ch2/") and ch2 == "standins" else ROOT / nb
+            in_layout = ch2 == "standins" and nb.startswith("p1ch2/") and Path(nb).name in CH2_LAYOUT_NOTEBOOKS
+            path = layout / nb if in_layout else ROOT / nb
             book = nb.startswith(CHAPTER7)
             runs = [(target, device_type)]
-            if book and not skip_cpu:
+            if book and not skip_cpu and target != "cpu":  # a --fake-gpu run is on the CPU already
                 runs.append(("cpu", "cpu"))
             for device, kind in runs:
                 print(f"  {nb:42s} {device:6s} {'book settings' if book else 'quick mode':13s}", end=" ", flush=True)
-                res = run_notebook(path, device, quick=not book)
+                with environment(PYTHONPATH=str(layout) if in_layout else os.environ.get("PYTHONPATH")):
+                    res = run_notebook(path, device, quick=not book)  # in the layout: its own dlwpt copy
                 row = {"notebook": nb, "device": device, "mode": "book" if book else "quick",
                        "seconds": res["seconds"], "proof": res["proof"], "problems": []}
                 if res["error"]:

@@ -5,18 +5,20 @@ fail the second time, and a cell that seeds the random generators (``manual_seed
 the second time: its seed sits in the cell whose randomness it fixes. The book's seeded splits (chapter 5 In[12],
 chapter 6 In[3]) must be among those cells.
 
-Chapter 2 runs on the stand-in weights and chapter 7 on the CIFAR-10 stand-in (tests/standins/), as nbval does.
+Chapter 2 runs on the stand-in weights (the CycleGAN notebooks from the ``p1ch2_layout`` fixture, with its copy
+of dlwpt, as tests/test_p1ch2.py runs them) and chapter 7 on the CIFAR-10 stand-in (tests/standins/), as nbval does.
 Cost: one more run of every notebook plus a second pass of its cells.
 """
 
 import copy
+import os
 from pathlib import Path
 
 import nbformat
 import pytest
 
 from conftest import CELL_TIMEOUT, output_text
-from tests.standins.pretrained import use_real_downloads
+from tests.standins.pretrained import LAYOUT_NOTEBOOKS, use_real_downloads
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("p1ch*/*.ipynb"))
@@ -57,10 +59,13 @@ def run_twice(path, timeout=CELL_TIMEOUT):
 
 
 @pytest.mark.parametrize("relpath", [_param(nb) for nb in NOTEBOOKS])
-def test_every_cell_runs_again_and_seeded_cells_print_the_same(relpath, request):
+def test_every_cell_runs_again_and_seeded_cells_print_the_same(relpath, request, monkeypatch):
     path = ROOT / relpath
     if relpath.startswith("p1ch2/") and not use_real_downloads(request.config):
-        path = request.getfixturevalue("p1ch2_layout") / relpath  # the stand-in weights, as tests/test_p1ch2.py
+        layout = request.getfixturevalue("p1ch2_layout")  # builds the stand-in weights, as for tests/test_p1ch2.py
+        if path.name in LAYOUT_NOTEBOOKS:
+            path = layout / relpath  # reads the stand-in CycleGAN weights from the layout's data/
+            monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.getenv("PYTHONPATH")])))
     cells = run_twice(path)  # raises if a cell fails either time
 
     seeded = [(src, a, b) for src, a, b in cells if any(s in src for s in SEEDS)]
