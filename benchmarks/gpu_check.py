@@ -234,16 +234,21 @@ def chapter2_layout(base):
     return base
 
 
+STANDIN_NOTE = "the tests' offline stand-in (JPEG re-encoded CIFAR-10): times are real, accuracies are not the book's"
+
+
 def cifar_source():
-    """Where chapter 7 reads CIFAR-10 from; activates the tests' stand-in when the official data is absent."""
+    """(Where chapter 7 reads CIFAR-10 from, whether this call activated the tests' stand-in for the kernels)."""
     from tests.standins import cifar as standin
 
     if (ROOT / "data-unversioned" / "p1ch7" / "cifar-10-batches-py").is_dir():
-        return "official CIFAR-10 (data-unversioned/p1ch7)"
+        return "official CIFAR-10 (data-unversioned/p1ch7)", False
+    if os.environ.get(standin.ROOT_ENV):  # already active (a test run)
+        return STANDIN_NOTE, False
     if standin.TARBALL.is_file():
         standin.activate()
-        return "the tests' offline stand-in (JPEG re-encoded CIFAR-10): times are real, accuracies are not the book's"
-    return "downloaded by the notebooks (torchvision)"
+        return STANDIN_NOTE, True
+    return "downloaded by the notebooks (torchvision)", False
 
 
 def check(notebooks, device_type, target, skip_cpu, ch2):
@@ -372,15 +377,16 @@ def main(argv=None):
     if unknown:
         parser.error(f"no such notebook: {', '.join(unknown)}")
     ch2 = chapter2_mode(args.ch2)
-    cifar = cifar_source() if any(nb.startswith(CHAPTER7) for nb in notebooks) else "not used"
+    cifar, activated = cifar_source() if any(nb.startswith(CHAPTER7) for nb in notebooks) else ("not used", False)
     print(f"gpu-check on {gpu_name(device_type) if not args.fake_gpu else 'the CPU (--fake-gpu test run)'}, "
           f"torch {torch.__version__}; chapter 2: {ch2}; chapter 7 data: {cifar}")
     try:
         report = check(notebooks, device_type, target, args.skip_cpu, ch2)
     finally:
-        from tests.standins import cifar as standin
+        if activated:
+            from tests.standins import cifar as standin
 
-        standin.deactivate()
+            standin.deactivate()
     report["cifar"] = cifar
     out = write_report(report, args.out)
     print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}; "

@@ -15,6 +15,8 @@ import nbformat
 import pytest
 import torch
 
+from tests.shared import shared_file
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -109,6 +111,17 @@ def test_fake_gpu_run_of_a_real_notebook_fails_and_reports(tmp_path):
     assert "model 'dev_model' is on cpu, not cuda" in row["problems"]
     assert row["seconds"] > 0 and report["torch"] == torch.__version__
     assert "proof failed" in (out / "report.md").read_text() and not report["ok"]
+
+
+def test_fake_gpu_run_of_chapter_2_from_the_stand_in_layout(tmp_path):
+    """The CycleGAN notebook runs from the temporary layout with the stand-in weights (no error) and its proof
+    names netG, left on the CPU here."""
+    shared_file("facts/horse2zebra_0.4.0.state_dict_manifest.json")
+    out = tmp_path / "report"
+    rc = gpu_check.main(["--fake-gpu", "--ch2", "standins", "--notebooks", "p1ch2/3_cyclegan.ipynb", "--out", str(out)])
+    (row,) = json.loads((out / "report.json").read_text())["notebooks"]
+    assert rc == 1 and row["status"] == "proof failed"
+    assert row["problems"][0] == "model 'netG' is on cpu, not cuda"
 
 
 def test_report_ratio_and_going_further(tmp_path):
