@@ -3,7 +3,7 @@
 Each notebook runs top to bottom, then each code cell runs once more, in order, in the same kernel. No cell may
 fail the second time, and a cell that seeds the random generators (``manual_seed``, ``set_seed``) prints the same
 the second time: its seed sits in the cell whose randomness it fixes. The book's seeded splits (chapter 5 In[12],
-chapter 6 In[3]) must be among those cells.
+chapter 6 In[3]) must be among those cells, and print the same split once more when re-run alone at the end.
 
 Chapter 2 runs on the stand-in weights (the CycleGAN notebooks from the ``p1ch2_layout`` fixture, with its copy
 of dlwpt, as tests/test_p1ch2.py runs them) and chapter 7 on the CIFAR-10 stand-in (tests/standins/), as nbval does.
@@ -37,11 +37,12 @@ def _printed(outputs):
     return output_text([o for o in outputs if o.get("name") != "stderr"])
 
 
-def run_twice(path, timeout=CELL_TIMEOUT):
-    """Run a notebook top to bottom, then each code cell once more in the same kernel.
+def run_twice(path, timeout=CELL_TIMEOUT, alone_at_end=None):
+    """Run a notebook top to bottom, then each code cell once more in the same kernel; then the cell whose
+    source starts with ``alone_at_end`` (if given) a third time, alone.
 
-    Returns [(source, first outputs, second outputs)] of the code cells; a failing cell raises
-    nbclient's CellExecutionError naming it.
+    Returns [(source, first outputs, second outputs)] of the code cells, and the third run's outputs; a failing
+    cell raises nbclient's CellExecutionError naming it.
     """
     from nbclient import NotebookClient
 
@@ -55,7 +56,13 @@ def run_twice(path, timeout=CELL_TIMEOUT):
         first = [copy.deepcopy(cell.outputs) for _, cell in code]
         for i, cell in code:
             client.execute_cell(cell, i)
-    return [(cell.source, before, cell.outputs) for (_, cell), before in zip(code, first)]
+        cells = [(cell.source, before, copy.deepcopy(cell.outputs)) for (_, cell), before in zip(code, first)]
+        third = None
+        if alone_at_end:
+            (i, cell), = [(i, c) for i, c in code if c.source.startswith(alone_at_end)]
+            client.execute_cell(cell, i)
+            third = cell.outputs
+    return cells, third
 
 
 @pytest.mark.parametrize("relpath", [_param(nb) for nb in NOTEBOOKS])
@@ -66,7 +73,7 @@ def test_every_cell_runs_again_and_seeded_cells_print_the_same(relpath, request,
         if path.name in LAYOUT_NOTEBOOKS:
             path = layout / relpath  # reads the stand-in CycleGAN weights from the layout's data/
             monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.getenv("PYTHONPATH")])))
-    cells = run_twice(path)  # raises if a cell fails either time
+    cells, alone = run_twice(path, alone_at_end=SEEDED_SPLITS.get(relpath))  # raises if a cell fails
 
     seeded = [(src, a, b) for src, a, b in cells if any(s in src for s in SEEDS)]
     for src, first, second in seeded:
@@ -74,3 +81,4 @@ def test_every_cell_runs_again_and_seeded_cells_print_the_same(relpath, request,
     if relpath in SEEDED_SPLITS:
         (split,) = [(src, a) for src, a, _ in seeded if src.startswith(SEEDED_SPLITS[relpath])]
         assert "randperm" in split[0] and "tensor([" in _printed(split[1])  # the split, printed both times
+        assert _printed(alone) == _printed(split[1]), "the split cell re-run alone at the end drew another split"
