@@ -52,8 +52,11 @@ CH7_NOTEBOOKS = ["1_datasets.ipynb", "2_birds_airplanes.ipynb", "exercises_solut
 
 
 def sync(device):
+    """Wait for the work queued on a GPU, so the clock counts it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
 
 
 def matmul_peak(device, n=None, reps=10):
