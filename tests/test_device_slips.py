@@ -280,3 +280,24 @@ def test_a_model_kept_on_the_cpu_on_cpu_data_is_no_slip():
     assert find_slips(sources) == []
     sources[2] = sources[2].replace("dev_model((0.1 * t_range).to(device))", "dev_model(0.1 * t_range)")
     assert len(find_slips(sources)) == 1
+
+
+# --- timing on a GPU waits for the queued work ---
+
+
+@pytest.mark.parametrize("device_type, waits_on", [("cuda", ["cuda"]), ("mps", ["mps"]), ("cpu", [])])
+def test_going_further_clock_waits_for_cuda_and_mps(device_type, waits_on):
+    """Chapter 7's going-further `synchronize()`, run with a stand-in torch that records which GPU it waited on."""
+    from types import SimpleNamespace
+
+    nb = nbformat.read(ROOT / "p1ch7" / "2_birds_airplanes.ipynb", as_version=4)
+    (cell,) = [c.source for c in nb.cells if "samples per second, book's DataLoader loop" in c.source]
+    (func,) = [n for n in ast.parse(cell).body if isinstance(n, ast.FunctionDef) and n.name == "synchronize"]
+    waited = []
+    fake_torch = SimpleNamespace(cuda=SimpleNamespace(synchronize=lambda: waited.append("cuda")),
+                                 mps=SimpleNamespace(synchronize=lambda: waited.append("mps")))
+    scope = {"torch": fake_torch, "device": SimpleNamespace(type=device_type)}
+    exec(compile(ast.Module(body=[func], type_ignores=[]), "going-further", "exec"), scope)
+    scope["synchronize"]()
+    assert waited == waits_on
+    assert cell.count("synchronize()") >= 3  # defined, then called before and after the timed epochs
