@@ -2,8 +2,9 @@
 
 Each notebook runs top to bottom, then each code cell runs once more, in order, in the same kernel. No cell may
 fail the second time, and a cell that seeds the random generators (``manual_seed``, ``set_seed``) prints the same
-the second time: its seed sits in the cell whose randomness it fixes. The book's seeded splits (chapter 5 In[12],
-chapter 6 In[3]) must be among those cells, and print the same split once more when re-run alone at the end.
+the second time, lines reporting a wall-clock time or speed aside: its seed sits in the cell whose randomness it
+fixes. The book's seeded splits (chapter 5 In[12], chapter 6 In[3]) must be among those cells, and print the same
+split once more when re-run alone at the end.
 
 Chapter 2 runs on the stand-in weights (the CycleGAN notebooks from the ``p1ch2_layout`` fixture, with its copy
 of dlwpt, as tests/test_p1ch2.py runs them) and chapter 7 on the CIFAR-10 stand-in (tests/standins/), as nbval does.
@@ -12,6 +13,7 @@ Cost: one more run of every notebook plus a second pass of its cells.
 
 import copy
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -32,9 +34,13 @@ def _param(relpath):
     return pytest.param(relpath, marks=marks, id=relpath)
 
 
+TIMING = re.compile(r"\d\s*(s|ms|seconds|samples/s)\b")  # a wall-clock time or speed: differs run to run
+
+
 def _printed(outputs):
-    """What a cell printed and returned as text (figures and stderr left out)."""
-    return output_text([o for o in outputs if o.get("name") != "stderr"])
+    """What a cell printed and returned as text (figures, stderr and lines reporting a time or speed left out)."""
+    text = output_text([o for o in outputs if o.get("name") != "stderr"])
+    return "\n".join(line for line in text.splitlines() if not TIMING.search(line))
 
 
 def run_twice(path, timeout=CELL_TIMEOUT, alone_at_end=None):
