@@ -318,7 +318,7 @@ def chapter7_times(rows, target):
 def write_report(report, out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# GPU check",
         "",
@@ -345,7 +345,7 @@ def write_report(report, out_dir):
             lines.append(f"Going further on {r['device']}: DataLoader loop {g['dataloader_samples_per_s']} samples/s, "
                          f"preloaded {g['preloaded_samples_per_s']} samples/s, ratio {g['ratio']}x.")
     lines += ["", "Result: " + ("OK" if report["ok"] else "FAILED")]
-    (out_dir / "report.md").write_text("\n".join(lines) + "\n")
+    (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out_dir
 
 

@@ -42,7 +42,7 @@ def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path, device, says):
 
 
 def test_makefile_has_the_gpu_check_target():
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "\ngpu-check:" in makefile and "benchmarks/gpu_check.py" in makefile
     assert "gpu-check" in next(line for line in makefile.splitlines() if line.startswith(".PHONY"))
 
@@ -105,12 +105,12 @@ def test_fake_gpu_run_of_a_real_notebook_fails_and_reports(tmp_path):
     out = tmp_path / "report"
     rc = gpu_check.main(["--fake-gpu", "--notebooks", "p1ch6/1_neural_networks.ipynb", "--out", str(out)])
     assert rc == 1
-    report = json.loads((out / "report.json").read_text())
+    report = json.loads((out / "report.json").read_text(encoding="utf-8"))
     (row,) = report["notebooks"]
     assert row["status"] == "proof failed" and row["device"] == "cpu"
     assert "model 'dev_model' is on cpu, not cuda" in row["problems"]
     assert row["seconds"] > 0 and report["torch"] == torch.__version__
-    assert "proof failed" in (out / "report.md").read_text() and not report["ok"]
+    assert "proof failed" in (out / "report.md").read_text(encoding="utf-8") and not report["ok"]
 
 
 def test_fake_gpu_run_of_chapter_2_from_the_stand_in_layout(tmp_path):
@@ -119,7 +119,7 @@ def test_fake_gpu_run_of_chapter_2_from_the_stand_in_layout(tmp_path):
     shared_file("facts/horse2zebra_0.4.0.state_dict_manifest.json")
     out = tmp_path / "report"
     rc = gpu_check.main(["--fake-gpu", "--ch2", "standins", "--notebooks", "p1ch2/3_cyclegan.ipynb", "--out", str(out)])
-    (row,) = json.loads((out / "report.json").read_text())["notebooks"]
+    (row,) = json.loads((out / "report.json").read_text(encoding="utf-8"))["notebooks"]
     assert rc == 1 and row["status"] == "proof failed"
     assert row["problems"][0] == "model 'netG' is on cpu, not cuda"
 
@@ -143,7 +143,7 @@ def test_report_ratio_and_going_further(tmp_path):
     report = {"gpu": "Fake GPU", "device": "cuda", "torch": "x", "python": "y", "chapter2": "standins",
               "notebooks": rows, "chapter7_book_seconds": {"gpu": 20.0, "cpu": 200.0},
               "chapter7_gpu_over_cpu": 0.1, "ok": True}
-    text = (gpu_check.write_report(report, tmp_path) / "report.md").read_text()
+    text = (gpu_check.write_report(report, tmp_path) / "report.md").read_text(encoding="utf-8")
     assert "GPU/CPU time ratio: 0.1" in text and "ratio 30.0x" in text and "Result: OK" in text
 
 
