@@ -79,8 +79,16 @@ def test_serialized_files_round_trip(nb):
 
 
 def test_no_warnings_from_chapter_cells(nb):
-    # e.g. the TypedStorage deprecation of Tensor.storage() would show up here
-    assert "Warning" not in nb.stderr()
+    # e.g. the TypedStorage deprecation of Tensor.storage() would show up here. On a torch that still has named
+    # tensors (2.4 ... 2.13) In[7] runs and torch says once that they are experimental, as the book's text does.
+    import torch
+
+    named = "UserWarning: Named tensors and all their associated APIs are an experimental feature"
+    stderr = nb.stderr()
+    if hasattr(torch.Tensor, "refine_names"):
+        assert named in stderr
+        stderr = "\n".join(line for line in stderr.splitlines() if named not in line)
+    assert "Warning" not in stderr
     for source, _ in nb.cells:
         assert ".storage()" not in source
 
