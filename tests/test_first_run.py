@@ -25,8 +25,10 @@ def lab_command(tmp_path, user_id):
     fake.mkdir(exist_ok=True)
     (fake / "id").write_text(f"#!/bin/sh\necho {user_id}\n", encoding="utf-8")
     (fake / "id").chmod(0o755)
-    # not the variables of a make that runs this test (`make test-oldest` passes VENV=.venv-oldest down)
-    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL")}
+    # not the variables of a make that runs this test: `make test-oldest` passes VENV=.venv-oldest down, both in
+    # MAKEFLAGS and, as make does with command-line variables, in the environment
+    outer = ("MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES", "MAKELEVEL", "VENV", "REQUIREMENTS", "PYTHON", "BIN")
+    env = {k: v for k, v in os.environ.items() if k not in outer}
     env["PATH"] = f"{fake}{os.pathsep}{os.environ['PATH']}"
     proc = subprocess.run(["make", "-n", "lab"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
