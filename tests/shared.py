@@ -29,3 +29,12 @@ def mirror_file(relpath="MANIFEST.tsv"):
     if not path.exists():
         pytest.skip(f"needs the data mirror file {path} (set DLWPT_DATA_MIRROR)")
     return path
+
+
+def offline_env(port=9):
+    """Environment variables that send every HTTP(S) download to a closed local port: offline, even on a
+    machine that is online. The tests' own local servers (127.0.0.1, localhost) stay reachable."""
+    closed = f"http://127.0.0.1:{port}"
+    local = "127.0.0.1,localhost"
+    return {"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed,
+            "no_proxy": local, "NO_PROXY": local}

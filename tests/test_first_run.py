@@ -10,6 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.shared import offline_env
+
 ROOT = Path(__file__).resolve().parents[1]
 CH7 = ["p1ch7/1_datasets.ipynb", "p1ch7/2_birds_airplanes.ipynb", "p1ch7/exercises_solutions.ipynb"]
 
@@ -95,10 +97,9 @@ def test_chapter7_offline_stops_at_its_first_data_cell_saying_where_to_put_the_a
     monkeypatch.delenv("DLWPT_CIFAR_STANDIN", raising=False)
     monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
     monkeypatch.setenv("PYTHONPATH", str(repo))
-    proxy = f"http://127.0.0.1:{closed_port()}"
-    for name in ["http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY"]:
-        monkeypatch.setenv(name, proxy)
-    for name in ["no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"]:
+    for name, value in offline_env(closed_port()).items():
+        monkeypatch.setenv(name, value)
+    for name in ["all_proxy", "ALL_PROXY"]:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.shared import MIRROR, mirror_file
+from tests.shared import MIRROR, mirror_file, offline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 # The tests that read ../shared (mirror, CIFAR-10 JPEGs, CycleGAN facts), plus one notebook on the fetched data.
@@ -48,10 +48,7 @@ def test_suite_without_shared_and_offline_skips_what_it_cannot_have(tmp_path):
     shutil.copytree(MIRROR, elsewhere)
     assert not (checkout.parent / "shared").exists()
     env = {k: v for k, v in os.environ.items() if k not in INHERITED}
-    # no internet: every download goes to a closed local port (tests' own local servers stay reachable)
-    closed = "http://127.0.0.1:9"
-    env.update(http_proxy=closed, https_proxy=closed, HTTP_PROXY=closed, HTTPS_PROXY=closed,
-               no_proxy="127.0.0.1,localhost", NO_PROXY="127.0.0.1,localhost")
+    env.update(offline_env())  # no internet
     # the copy's own dlwpt, also in the notebook kernels (the environment may hold an editable install of ROOT)
     env.update(DLWPT_DATA_MIRROR=str(elsewhere), PYTHONPATH=str(checkout))
     env["DLWPT_CIFAR_STANDIN_CACHE"] = str(tmp_path / "cache")  # nothing cached from this run either
