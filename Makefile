@@ -13,15 +13,20 @@ BIN    := $(VENV)/bin
 MIRROR ?= $(DLWPT_DATA_MIRROR)
 FETCH_FLAGS := $(if $(MIRROR),--mirror $(MIRROR))
 
-.PHONY: setup data lab lint test test-oldest versions bench gpu-check clean
+.PHONY: requirements setup data lab lint test test-oldest versions bench gpu-check clean
 
-$(BIN)/.installed: $(REQUIREMENTS) pyproject.toml
+$(BIN)/.requirements: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -r $(REQUIREMENTS)
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.requirements pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
+# requirements: the packages only (.ci/run installs both ends' side by side); setup: and the helper package dlwpt
+requirements: $(BIN)/.requirements
 setup: $(BIN)/.installed
 
 data: setup
@@ -37,10 +42,13 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/actionlint
 
-# After the tests pass, the exact versions they ran on are written to $(VENV)/tested-versions.txt.
+# pytest-xdist runs the tests on every core (JOBS=2 for two, JOBS=0 for none); a chapter's notebooks and its
+# focused tests share one worker (conftest.py). After the tests pass, the exact versions they ran on are
+# written to $(VENV)/tested-versions.txt.
 # PYTEST_ARGS=--real-downloads: the real pretrained weights instead of the stand-ins (needs the internet).
+JOBS ?= auto
 test: data lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 	$(BIN)/python .ci/tested_versions.py record > $(VENV)/tested-versions.txt
 
 test-oldest:

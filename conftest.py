@@ -9,13 +9,18 @@
 """
 
 import os
+import re
 import sys
 from pathlib import Path
 
 import pytest
+from nbval.plugin import IPyNbCell
 
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
+
+from tests import nbval_rerun  # noqa: E402  (registered in pytest_configure)
+from tests.nbval_rerun import CellReRun, output_text  # noqa: E402  (output_text: for the focused tests)
 
 pytest_plugins = ["tests.standins.cifar", "tests.standins.pretrained"]
 
@@ -27,8 +32,13 @@ _NBVAL_FAILED = set()
 
 
 def pytest_configure(config):
+    config.pluginmanager.register(nbval_rerun, "nbval_rerun")  # every notebook cell once more, after the notebook
     # Tests shorten long training runs (chapter 7); readers get the book's settings.
     os.environ.setdefault("DLWPT_QUICK", "1")
+    # Under pytest-xdist the workers' kernels share the cores: torch in each uses its share, not every core.
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
     if getattr(config.option, "nbval_cell_timeout", None) == 2000:
         config.option.nbval_cell_timeout = CELL_TIMEOUT
     # output checks ignore what differs only by a library release's repr (numpy's shape=, grad_fn names)
@@ -37,7 +47,11 @@ def pytest_configure(config):
 
 
 def _is_nbval_cell(item):
-    return type(item).__name__ == "IPyNbCell"
+    return isinstance(item, IPyNbCell)
+
+
+def _is_first_run(item):
+    return _is_nbval_cell(item) and not isinstance(item, CellReRun)
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -45,10 +59,27 @@ def pytest_collection_modifyitems(session, config, items):
     items.sort(key=lambda item: 0 if _is_nbval_cell(item) else 1)
 
 
+CHAPTER = re.compile(r"p1ch\d")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`pytest -n auto` (pytest-xdist, make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py)
+    run in one worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByChapter(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            chapter = CHAPTER.search(nodeid.split("::")[0])  # p1ch7/2_birds_airplanes.ipynb, tests/test_p1ch7.py
+            return chapter.group() if chapter else nodeid.split("::")[0]
+
+    return ByChapter(config, log)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if _is_nbval_cell(item) and call.when == "call":
+    if _is_first_run(item) and call.when == "call":
         nb = str(Path(str(item.parent.fspath)).resolve())
         if report.failed:
             _NBVAL_FAILED.add(nb)
@@ -63,6 +94,7 @@ class ExecutedNotebook:
     def __init__(self, path, cells):
         self.path = path
         self.cells = cells  # list of (source, outputs)
+        self.again = []  # outputs of each code cell run once more, when run_notebook(..., again=True)
 
     def find(self, contains):
         """The one code cell whose source contains ``contains``."""
@@ -88,28 +120,30 @@ class ExecutedNotebook:
         )
 
 
-def output_text(outputs):
-    parts = []
-    for out in outputs:
-        kind = out.get("output_type")
-        if kind == "stream":
-            parts.append("".join(out.get("text", "")))
-        elif kind in ("execute_result", "display_data") and "text/plain" in out.get("data", {}):
-            parts.append("".join(out["data"]["text/plain"]) + "\n")
-        elif kind == "error":
-            parts.append(f"{out.get('ename')}: {out.get('evalue')}\n")
-    return "".join(parts)
+def run_notebook(path, timeout=CELL_TIMEOUT, again=False):
+    """Execute a notebook in its own folder with nbclient; return an ExecutedNotebook.
 
+    ``again``: then run every code cell once more in the same kernel (see tests/nbval_rerun.py); the second
+    run's outputs are in ``.again``, and a cell failing either time raises nbclient's CellExecutionError.
+    """
+    import copy
 
-def run_notebook(path, timeout=CELL_TIMEOUT):
-    """Execute a notebook in its own folder with nbclient; return an ExecutedNotebook."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
+    code = [(i, c) for i, c in enumerate(nb.cells) if c.cell_type == "code"]
     where = {"metadata": {"path": str(path.parent)}}
-    NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=where).execute()
-    return ExecutedNotebook(path, [(c.source, c.get("outputs", [])) for c in nb.cells if c.cell_type == "code"])
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=where)
+    with client.setup_kernel():
+        for i, cell in code:
+            client.execute_cell(cell, i)
+        result = ExecutedNotebook(path, [(c.source, copy.deepcopy(c.outputs)) for _, c in code])
+        if again:
+            for i, cell in code:
+                client.execute_cell(cell, i)
+            result.again = [c.outputs for _, c in code]
+    return result
 
 
 _RUN_CACHE = {}

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_notebook
+from tests.nbval_rerun import is_seeded, printed
 from tests.shared import shared_file
 from tests.standins.pretrained import (
     FACTS_FILE,
@@ -62,24 +63,44 @@ def zoos(executed_notebook):
     return executed_notebook(NB_ZOOS)
 
 
-def _from_layout_or_in_place(request, relpath):
-    """Offline: run the notebook unchanged from the temporary layout whose data/ holds the stand-in weights."""
+_LAYOUT_RUNS = {}
+
+
+def run_from_layout_or_in_place(request, relpath):
+    """Offline: run the notebook unchanged from the temporary layout whose data/ holds the stand-in weights, then
+    each cell once more in the same kernel (tests/test_rerun.py checks that second run; nbval does not run these
+    two notebooks offline). Once per session."""
     if use_real_downloads(request.config):
         return request.getfixturevalue("executed_notebook")(relpath), ROOT
-    layout = request.getfixturevalue("p1ch2_layout")
-    with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
-        return run_notebook(layout / relpath), layout
+    if relpath not in _LAYOUT_RUNS:
+        layout = request.getfixturevalue("p1ch2_layout")
+        with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
+            mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
+            _LAYOUT_RUNS[relpath] = run_notebook(layout / relpath, again=True), layout
+    return _LAYOUT_RUNS[relpath]
 
 
 @pytest.fixture(scope="module")
 def cyclegan(request):
-    return _from_layout_or_in_place(request, NB_CYCLEGAN)
+    return run_from_layout_or_in_place(request, NB_CYCLEGAN)
 
 
 @pytest.fixture(scope="module")
 def exercises(request):
-    return _from_layout_or_in_place(request, NB_EXERCISES)
+    return run_from_layout_or_in_place(request, NB_EXERCISES)
+
+
+@pytest.mark.parametrize("fixture", ["cyclegan", "exercises"])
+def test_layout_notebook_cells_run_again(request, fixture):
+    """Offline, nbval does not run these two (tests/nbval_rerun.py cannot re-run them): each cell ran once more in
+    the same kernel after the whole notebook (a failure fails the fixture); seeded cells print the same."""
+    if use_real_downloads(request.config):
+        pytest.skip("with --real-downloads nbval runs this notebook in place and re-runs its cells")
+    nb, _ = request.getfixturevalue(fixture)
+    assert len(nb.again) == len(nb.cells), "not re-run"
+    for (src, first), second in zip(nb.cells, nb.again):
+        if is_seeded(src):
+            assert printed(second) == printed(first), f"seeded cell printed something else when re-run:\n{src}"
 
 
 def _stdout(nb, contains):
