@@ -65,7 +65,8 @@ CHAPTER = re.compile(r"p1ch\d")
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """`pytest -n auto` (pytest-xdist, make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py)
-    run in one worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file."""
+    run in one worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file.
+    (Not `--dist loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByChapter(LoadScopeScheduling):
