@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 from tests import nbval_rerun  # noqa: E402  (registered in pytest_configure)
-from tests.nbval_rerun import CellReRun, output_text  # noqa: E402  (output_text: for the focused tests)
+from tests.nbval_rerun import SCRAMBLE, CellReRun, is_seeded, output_text  # noqa: E402  (output_text: for tests/)
 
 pytest_plugins = ["tests.standins.cifar", "tests.standins.pretrained"]
 
@@ -124,8 +124,9 @@ class ExecutedNotebook:
 def run_notebook(path, timeout=CELL_TIMEOUT, again=False):
     """Execute a notebook in its own folder with nbclient; return an ExecutedNotebook.
 
-    ``again``: then run every code cell once more in the same kernel (see tests/nbval_rerun.py); the second
-    run's outputs are in ``.again``, and a cell failing either time raises nbclient's CellExecutionError.
+    ``again``: then run every code cell once more in the same kernel, a seeded one after scrambling the random
+    generators (see tests/nbval_rerun.py); the second run's outputs are in ``.again``, and a cell failing either
+    time raises nbclient's CellExecutionError.
     """
     import copy
 
@@ -142,6 +143,8 @@ def run_notebook(path, timeout=CELL_TIMEOUT, again=False):
         result = ExecutedNotebook(path, [(c.source, copy.deepcopy(c.outputs)) for _, c in code])
         if again:
             for i, cell in code:
+                if is_seeded(cell.source):  # as tests/nbval_rerun.py does
+                    client.execute_cell(nbformat.v4.new_code_cell(SCRAMBLE), i)
                 client.execute_cell(cell, i)
             result.again = [c.outputs for _, c in code]
     return result

@@ -63,37 +63,32 @@ def zoos(executed_notebook):
     return executed_notebook(NB_ZOOS)
 
 
-_LAYOUT_RUNS = {}
-
-
-def run_from_layout_or_in_place(request, relpath):
+def _from_layout_or_in_place(request, relpath):
     """Offline: run the notebook unchanged from the temporary layout whose data/ holds the stand-in weights, then
-    each cell once more in the same kernel (tests/test_rerun.py checks that second run; nbval does not run these
-    two notebooks offline). Once per session."""
+    each cell once more in the same kernel (nbval, which re-runs the other notebooks' cells, does not run these
+    two offline)."""
     if use_real_downloads(request.config):
         return request.getfixturevalue("executed_notebook")(relpath), ROOT
-    if relpath not in _LAYOUT_RUNS:
-        layout = request.getfixturevalue("p1ch2_layout")
-        with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
-            mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
-            _LAYOUT_RUNS[relpath] = run_notebook(layout / relpath, again=True), layout
-    return _LAYOUT_RUNS[relpath]
+    layout = request.getfixturevalue("p1ch2_layout")
+    with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
+        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
+        return run_notebook(layout / relpath, again=True), layout
 
 
 @pytest.fixture(scope="module")
 def cyclegan(request):
-    return run_from_layout_or_in_place(request, NB_CYCLEGAN)
+    return _from_layout_or_in_place(request, NB_CYCLEGAN)
 
 
 @pytest.fixture(scope="module")
 def exercises(request):
-    return run_from_layout_or_in_place(request, NB_EXERCISES)
+    return _from_layout_or_in_place(request, NB_EXERCISES)
 
 
 @pytest.mark.parametrize("fixture", ["cyclegan", "exercises"])
 def test_layout_notebook_cells_run_again(request, fixture):
-    """Offline, nbval does not run these two (tests/nbval_rerun.py cannot re-run them): each cell ran once more in
-    the same kernel after the whole notebook (a failure fails the fixture); seeded cells print the same."""
+    """Offline, nbval does not run these two: each cell ran once more in the same kernel after the whole notebook
+    (a failure fails the fixture); a seeded cell, re-run with the generators scrambled, prints the same."""
     if use_real_downloads(request.config):
         pytest.skip("with --real-downloads nbval runs this notebook in place and re-runs its cells")
     nb, _ = request.getfixturevalue(fixture)

@@ -94,3 +94,16 @@ def test_the_books_seeded_splits_are_checked_on_re_run(relpath):
     (split,) = [c for c in code if c.source.startswith(SEEDED_SPLITS[relpath])]
     assert is_seeded(split.source) and "randperm(" in split.source  # so its re-run must draw the same split
     assert "tensor([" in printed(split.outputs)  # the committed run prints the split the re-run must repeat
+
+
+def test_nbclient_re_run_scrambles_the_generators_too(tmp_path):
+    """conftest.run_notebook(again=True), used for the two chapter 2 notebooks nbval does not run offline."""
+    from conftest import run_notebook
+
+    nb = new_notebook(cells=[new_code_cell("import random\nrandom.seed(1)"),
+                             new_code_cell("import torch\ntorch.manual_seed(0)\nprint(random.random())"),
+                             new_code_cell("torch.manual_seed(5)\nprint(torch.rand(3))")])
+    nbformat.write(nb, tmp_path / "sample.ipynb")
+    ran = run_notebook(tmp_path / "sample.ipynb", again=True)
+    assert printed(ran.again[1]) != printed(ran.cells[1][1])  # random was seeded in cell 0: caught
+    assert printed(ran.again[2]) == printed(ran.cells[2][1]) != ""  # holds its own seed
