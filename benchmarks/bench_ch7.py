@@ -171,6 +171,7 @@ def bench_device(device, cifar2, n_epochs, with_compile):
 def run_suite(folders):
     env = dict(os.environ, DLWPT_QUICK="1")
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-q", "-p", "no:cacheprovider"]
+    cmd += ["-p", "no:nbval_rerun"]  # each cell once, as a reader's Run All (make test also re-runs every cell)
     t = time.perf_counter()
     proc = subprocess.run(cmd + folders, cwd=ROOT, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
