@@ -28,7 +28,6 @@ CELL_TIMEOUT = int(os.environ.get("DLWPT_CELL_TIMEOUT", "1200"))
 
 # Outputs of notebooks run by nbval in this session: {notebook path: {cell index: outputs}}
 _NBVAL_OUTPUTS = {}
-_NBVAL_FAILED = set()
 
 
 def pytest_configure(config):
@@ -80,12 +79,9 @@ def pytest_xdist_make_scheduler(config, log):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if _is_first_run(item) and call.when == "call":
+    if _is_first_run(item) and call.when == "call" and report.passed:  # failures: nbval_rerun.first_run_failed
         nb = str(Path(str(item.parent.fspath)).resolve())
-        if report.failed:
-            _NBVAL_FAILED.add(nb)
-        elif report.passed:
-            _NBVAL_OUTPUTS.setdefault(nb, {})[item.cell_num] = list(item.test_outputs or [])
+        _NBVAL_OUTPUTS.setdefault(nb, {})[item.cell_num] = list(item.test_outputs or [])
     return report
 
 
@@ -154,7 +150,7 @@ _RUN_CACHE = {}
 
 
 @pytest.fixture(scope="session")
-def executed_notebook():
+def executed_notebook(pytestconfig):
     """Factory: ``executed_notebook("p1ch3/1_tensors.ipynb")`` -> ExecutedNotebook of a fresh run."""
 
     def get(relpath):
@@ -164,7 +160,7 @@ def executed_notebook():
         key = str(path)
         if key in _RUN_CACHE:
             return _RUN_CACHE[key]
-        if key in _NBVAL_FAILED:
+        if nbval_rerun.first_run_failed(pytestconfig, path):
             pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
         nb = nbformat.read(path, as_version=4)
         done = _NBVAL_OUTPUTS.get(key, {})

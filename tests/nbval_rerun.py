@@ -12,6 +12,7 @@ notebook's last cell, so nbval keeps the notebook's kernel for them. Registered 
 """
 
 import re
+from pathlib import Path
 
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams
@@ -65,7 +66,7 @@ class CellReRun(IPyNbCell):
         self.first = first  # the nbval item of the first run: its test_outputs are what the cell printed then
 
     def setup(self):
-        if self.parent.nodeid in self.config.stash.get(FAILED_NOTEBOOKS, set()):
+        if first_run_failed(self.config, self.parent.fspath):
             pytest.skip("not re-run: a cell of this notebook failed on the first run (see that failure)")
         super().setup()
 
@@ -95,14 +96,18 @@ class CellReRun(IPyNbCell):
         return path, line, f"{self.fspath.relto(self.config.rootdir)}::{self.name}"
 
 
-FAILED_NOTEBOOKS = pytest.StashKey[set]()
+FAILED_NOTEBOOKS = pytest.StashKey[set]()  # resolved paths of notebooks a cell of which failed on the first run
+
+
+def first_run_failed(config, notebook):
+    return str(Path(str(notebook)).resolve()) in config.stash.get(FAILED_NOTEBOOKS, set())
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item, call):
     report = yield
-    if isinstance(item, IPyNbCell) and not isinstance(item, CellReRun) and report.failed:
-        item.config.stash.setdefault(FAILED_NOTEBOOKS, set()).add(item.parent.nodeid)
+    if isinstance(item, IPyNbCell) and not isinstance(item, CellReRun) and call.when == "call" and report.failed:
+        item.config.stash.setdefault(FAILED_NOTEBOOKS, set()).add(str(Path(str(item.parent.fspath)).resolve()))
     return report
 
 

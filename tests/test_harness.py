@@ -1,5 +1,6 @@
 """The notebook harness itself: a failing or hanging cell must fail the run, with its traceback."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -10,15 +11,18 @@ from nbformat.v4 import new_code_cell, new_notebook
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_nbval(tmp_path, *cells, timeout=60):
+def run_nbval(tmp_path, *cells, timeout=60, args=()):
+    """pytest + nbval on a notebook made of ``cells``, outside this project's conftest; ``args``: more pytest
+    arguments (this checkout is on PYTHONPATH, so ``-p tests.nbval_rerun`` loads the re-run plugin)."""
     nb = new_notebook(cells=[new_code_cell(c) for c in cells])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "sample.ipynb"
     nbformat.write(nb, path)
     (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
+    cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", *args]
     cmd += [f"--nbval-cell-timeout={timeout}", str(path)]
-    return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
 
 
 def test_passing_notebook_passes_and_runs_in_its_own_folder(tmp_path):

@@ -7,7 +7,6 @@ cell and the book's seeded splits (chapter 5 In[12], chapter 6 In[3]). The two c
 does not run offline (they run from the stand-in layout) are re-run and checked in tests/test_p1ch2.py.
 """
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
 from tests.nbval_rerun import is_seeded, printed
+from tests.test_harness import run_nbval as harness_run_nbval
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("p1ch*/*.ipynb"))
@@ -26,14 +26,7 @@ SEEDED_SPLITS = {"p1ch5/3_optimizers.ipynb": "# In[12]", "p1ch6/1_neural_network
 
 def run_nbval(tmp_path, *cells):
     """pytest + nbval + the re-run plugin on a notebook made of ``cells``, outside this project's conftest."""
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "sample.ipynb")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
-    cmd = [sys.executable, "-m", "pytest", "-v", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
-           "-p", "tests.nbval_rerun", "sample.ipynb"]
-    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    return harness_run_nbval(tmp_path, *cells, args=("-v", "-p", "tests.nbval_rerun"))
 
 
 def test_cells_run_again_in_the_same_kernel(tmp_path):
@@ -107,3 +100,10 @@ def test_nbclient_re_run_scrambles_the_generators_too(tmp_path):
     ran = run_notebook(tmp_path / "sample.ipynb", again=True)
     assert printed(ran.again[1]) != printed(ran.cells[1][1])  # random was seeded in cell 0: caught
     assert printed(ran.again[2]) == printed(ran.cells[2][1]) != ""  # holds its own seed
+
+
+def test_a_notebook_that_failed_its_first_run_is_not_re_run(tmp_path):
+    proc = run_nbval(tmp_path, "raise ValueError('broken on purpose')", "x = 1")
+    assert proc.returncode == 1
+    assert "Cell 0 FAILED" in proc.stdout and "Cell 1 PASSED" in proc.stdout
+    assert "Cell 0 re-run SKIPPED" in proc.stdout and "Cell 1 re-run SKIPPED" in proc.stdout
