@@ -5,6 +5,7 @@
 # (or set DLWPT_DATA_MIRROR).
 #   make test-oldest   the same tests with the oldest releases requirements.txt allows
 #                      (pinned in requirements-oldest.txt, in .venv-oldest)
+#   make test-hosted   the same tests with Colab's package set (requirements-colab.txt, in .venv-hosted)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -13,7 +14,7 @@ BIN    := $(VENV)/bin
 MIRROR ?= $(DLWPT_DATA_MIRROR)
 FETCH_FLAGS := $(if $(MIRROR),--mirror $(MIRROR))
 
-.PHONY: requirements setup data lab lint test test-oldest versions bench gpu-check clean
+.PHONY: requirements setup data lab lint test test-oldest test-hosted hosted-pins versions bench gpu-check clean
 
 $(BIN)/.requirements: $(REQUIREMENTS)
 	$(PYTHON) -m venv $(VENV)
@@ -54,9 +55,19 @@ test: data lint
 test-oldest:
 	$(MAKE) test VENV=.venv-oldest REQUIREMENTS=requirements-oldest.txt
 
-# Rewrite the README's table of tested versions from the last `make test` and `make test-oldest`.
+test-hosted:
+	$(MAKE) test VENV=.venv-hosted REQUIREMENTS=requirements-colab.txt
+
+# Follow Colab: regenerate requirements-colab.txt from the package list Google publishes for its runtime
+# (googlecolab/backend-info's pip-freeze.gpu.txt), e.g. make hosted-pins FREEZE=../shared/hosted/colab-pip-freeze.gpu.txt
+FREEZE ?= ../shared/hosted/colab-pip-freeze.gpu.txt
+hosted-pins: setup
+	$(BIN)/python .ci/hosted_pins.py $(FREEZE) > requirements-colab.txt
+
+# Rewrite the README's table of tested versions from the last `make test`, `make test-hosted`, `make test-oldest`.
 versions:
-	$(PYTHON) .ci/tested_versions.py readme .venv/tested-versions.txt .venv-oldest/tested-versions.txt
+	$(PYTHON) .ci/tested_versions.py readme .venv-oldest/tested-versions.txt .venv-hosted/tested-versions.txt \
+		.venv/tested-versions.txt
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ch7.py
@@ -67,4 +78,4 @@ gpu-check: data
 	$(BIN)/python benchmarks/gpu_check.py
 
 clean:
-	rm -rf .venv .venv-oldest .pytest_cache .ruff_cache
+	rm -rf .venv .venv-oldest .venv-hosted .pytest_cache .ruff_cache

