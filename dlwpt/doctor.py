@@ -108,6 +108,8 @@ def device_lines():
         import torch
     except ImportError as err:
         return [f"torch cannot be imported ({err}): pip install -r requirements.txt"]
+    except Exception as err:  # e.g. a broken CUDA library: an OSError from a shared object
+        return [f"torch cannot be imported: {type(err).__name__}: {err}"]
     cuda = torch.cuda.is_available()
     gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else ""
     mps = torch.backends.mps
@@ -130,6 +132,7 @@ def device_lines():
 
 def data_lines(data_dir=DATA_DIR):
     """Per chapter: its data files present, or how many are missing and the command that fetches them."""
+    data_dir = Path(data_dir).absolute()  # a relative folder is relative to here, not to a chapter folder
     required = [e.path for e in load_manifest() if not e.optional]
     lines = []
     for chapter in sorted(CHAPTERS):
@@ -155,11 +158,17 @@ def data_lines(data_dir=DATA_DIR):
 
 def report(data_dir=DATA_DIR):
     """The whole report as one block of text."""
+    def lines(*parts):  # a section that fails says so; the others still come
+        try:
+            return [line for part in parts for line in part()]
+        except Exception as err:
+            return [f"this section failed: {type(err).__name__}: {err}"]
+
     sections = [
-        ("Python", python_lines() + checkout_lines()),
-        ("Packages (requirements.txt)", package_lines()),
-        ("Device", device_lines()),
-        (f"Data ({data_dir})", data_lines(data_dir)),
+        ("Python", lines(python_lines, checkout_lines)),
+        ("Packages (requirements.txt)", lines(package_lines)),
+        ("Device", lines(device_lines)),
+        (f"Data ({data_dir})", lines(lambda: data_lines(data_dir))),
     ]
     return "\n".join(f"## {title}\n" + "\n".join(lines) + "\n" for title, lines in sections).rstrip()
 
