@@ -476,8 +476,8 @@ def test_two_runs_at_once_both_end_well(tmp_path):
     and both end with every file verified (three trials)."""
     import time
 
-    files = {f"p1ch9/f{n}.bin": bytes([n]) * 200_000 for n in range(3)}  # about 0.3 s each from the server
-    server = _slow_server(files)
+    files = {f"p1ch9/f{n}.bin": bytes([n]) * 200_000 for n in range(3)}
+    server = _slow_server(files, delay=0.05)  # about 0.6 s a file: the second run starts well within the first
     try:
         rows = [[rel, len(c), sha256(c), server.url + rel, ""] for rel, c in files.items()]
         manifest = write_manifest(tmp_path / "manifest.tsv", rows)
