@@ -138,6 +138,8 @@ def device_lines():
     except ImportError as err:
         fix = "%pip install torch" if hosted_service() else "pip install -r requirements.txt"
         return [f"torch cannot be imported ({err}): {fix}"]
+    except Exception as err:  # e.g. a broken CUDA library: an OSError from a shared object
+        return [f"torch cannot be imported: {type(err).__name__}: {err}"]
     cuda = torch.cuda.is_available()
     gpus = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else ""
     mps = torch.backends.mps
@@ -160,6 +162,7 @@ def device_lines():
 
 def data_lines(data_dir=DATA_DIR):
     """Per chapter: its data files present, or how many are missing and the command that fetches them."""
+    data_dir = Path(data_dir).absolute()  # a relative folder is relative to here, not to a chapter folder
     required = [e.path for e in load_manifest() if not e.optional]
     lines = []
     for chapter in sorted(CHAPTERS):
@@ -185,12 +188,19 @@ def data_lines(data_dir=DATA_DIR):
 
 def report(data_dir=DATA_DIR):
     """The whole report as one block of text."""
-    hosted = hosted_service()
+    packages = f"Packages (requirements.txt, what {hosted}'s notebooks need)" if (hosted := hosted_service()) else None
+
+    def lines(*parts):  # a section that fails says so; the others still come
+        try:
+            return [line for part in parts for line in part()]
+        except Exception as err:
+            return [f"this section failed: {type(err).__name__}: {err}"]
+
     sections = [
-        ("Python", python_lines() + checkout_lines()),
-        ("Packages (requirements.txt" + (f", what {hosted}'s notebooks need)" if hosted else ")"), package_lines()),
-        ("Device", device_lines()),
-        (f"Data ({data_dir})", data_lines(data_dir)),
+        ("Python", lines(python_lines, checkout_lines)),
+        (packages or "Packages (requirements.txt)", lines(package_lines)),
+        ("Device", lines(device_lines)),
+        (f"Data ({data_dir})", lines(lambda: data_lines(data_dir))),
     ]
     return "\n".join(f"## {title}\n" + "\n".join(lines) + "\n" for title, lines in sections).rstrip()
 

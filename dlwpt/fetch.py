@@ -10,20 +10,29 @@ Usage (from the repository root)::
 Every file is checked against ``manifest.tsv`` (size and SHA-256, or a git blob
 id). A file is written to a temporary name next to its target and renamed into
 place only after it checked out, so ``data/`` never holds a partial or corrupt
-file. Files already present and correct are skipped. Temporary files that an
-interrupted run left behind (``.<name>.<random>.part``) are removed by the next.
+file. Files already present and correct are skipped. One run at a time writes
+into a data folder (``.fetch.lock``; a second run waits and says so); each run
+first removes the temporary files that interrupted runs left next to any file
+of the manifest (``.<name>.<random>.part``), and nothing else.
 """
 
 import argparse
+import contextlib
 import csv
+import errno
 import hashlib
 import http.client
+import math
 import os
 import re
+import secrets
+import shlex
+import shutil
 import ssl
 import sys
-import tempfile
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,13 +40,19 @@ from pathlib import Path
 from . import DATA_DIR
 
 MANIFEST = Path(__file__).with_name("manifest.tsv")
+COLUMNS = ["path", "size", "sha256", "url", "git_blob"]
 MIRROR_ENV = "DLWPT_DATA_MIRROR"
 CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 1 << 20  # progress bar for files of 1 MiB and more
 CHAPTERS = {f"p1ch{n}" for n in range(2, 8)}  # chapter 7's CIFAR-10 comes through torchvision
 # Data a chapter's notebooks read from another chapter's folder (chapter 6's exercises use the wine data).
 CHAPTER_NEEDS = {"p1ch6": ["p1ch4/tabular-wine"]}
-
+# Bounds on a slow or dead server (stated in the README): a connection may stay silent TIMEOUT seconds
+# (connecting or mid-transfer); a file must arrive within GRACE seconds plus its size at MIN_RATE bytes/s.
+TIMEOUT = 30
+GRACE = 30
+MIN_RATE = 10_000
+LOCK_NAME = ".fetch.lock"  # in the data folder: one run at a time writes there
 
 @dataclass(frozen=True)
 class Entry:
@@ -58,19 +73,62 @@ class FetchError(Exception):
     pass
 
 
+class Unreachable(FetchError):
+    """The server of a URL could not be reached: its other files are not tried in this run."""
+
+    def __init__(self, host, message):
+        super().__init__(message)
+        self.host = host
+
+
+class ManifestError(Exception):
+    pass
+
+
+def _check_row(r):
+    """The reason a manifest row (a dict of COLUMNS) is unusable, or None."""
+    parts = r["path"].split("/")
+    if "\\" in r["path"] or re.match(r"[A-Za-z]:", r["path"]) or any(p in {"", ".", ".."} for p in parts):
+        return f"path {r['path']!r} must be relative to the data folder (no '..', '.', '//', '/...' or '\\')"
+    if r["size"] and not r["size"].isdigit():
+        return f"size {r['size']!r} is not a whole number of bytes"
+    if r["sha256"] and not re.fullmatch(r"[0-9a-fA-F]{64}", r["sha256"]):
+        return f"sha256 {r['sha256']!r} is not 64 hexadecimal digits"
+    if r["git_blob"] and not re.fullmatch(r"[0-9a-fA-F]{40}", r["git_blob"]):
+        return f"git_blob {r['git_blob']!r} is not 40 hexadecimal digits"
+    if not (r["sha256"] or r["git_blob"]):
+        return "neither sha256 nor git_blob: the file could not be checked"
+    if urllib.parse.urlsplit(r["url"]).scheme not in {"http", "https"}:
+        return f"url {r['url']!r} is not an http(s) URL"
+    return None
+
+
 def load_manifest(path=MANIFEST):
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = csv.DictReader(f, delimiter="\t")
-        return [
-            Entry(
-                path=r["path"],
-                size=int(r["size"]) if r["size"] else None,
-                sha256=r["sha256"] or None,
-                url=r["url"],
-                git_blob=r["git_blob"] or None,
-            )
-            for r in rows
-        ]
+    """The manifest's entries; ``ManifestError`` naming the file and line if it is not well formed."""
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.reader(f, delimiter="\t"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ManifestError(f"cannot read the manifest {path}: {getattr(e, 'strerror', None) or e}") from None
+    if not rows or rows[0] != COLUMNS:
+        raise ManifestError(f"{path} line 1: the header must be the tab-separated columns {' '.join(COLUMNS)}")
+    entries, lines = [], {}
+    for n, row in enumerate(rows[1:], 2):
+        if not row:
+            continue  # a blank line
+        if len(row) != len(COLUMNS):
+            raise ManifestError(f"{path} line {n}: {len(row)} columns, expected {len(COLUMNS)}: {' '.join(COLUMNS)}")
+        r = dict(zip(COLUMNS, row))
+        twice = f"{r['path']} is listed twice (line {lines[r['path']]})" if r["path"] in lines else None
+        reason = _check_row(r) or twice
+        if reason:
+            raise ManifestError(f"{path} line {n}: {reason}")
+        lines[r["path"]] = n
+        size = int(r["size"]) if r["size"] else None
+        entries.append(Entry(r["path"], size, r["sha256"].lower() or None, r["url"], r["git_blob"].lower() or None))
+    if not entries:
+        raise ManifestError(f"{path} lists no files")
+    return entries
 
 
 def under(path, prefix):
@@ -121,22 +179,71 @@ CERT_FIX = (
 
 
 def _temporary_name(target):
-    """Pattern of the temporary names ``fetch_one`` gives ``target`` (``tempfile.mkstemp``: 8 random characters)."""
+    """Pattern of the temporary names ``fetch_one`` gives ``target``: ``.<name>.<8 random characters>.part``."""
     return re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(".part"))
 
 
-def remove_stale_temporaries(target):
-    """Delete what an interrupted fetch of ``target`` left behind: only names ``fetch_one`` makes.
+def remove_stale_temporaries(data_dir, entries):
+    """Delete the temporaries that interrupted runs left next to any file of ``entries``; nothing else.
 
-    Returns the names removed.
+    Call it only while holding the data folder's lock (``locked``): then no other run is writing one.
+    Returns the paths removed.
     """
-    if not target.parent.is_dir():
-        return []
-    pattern = _temporary_name(target)
-    stale = [p for p in target.parent.iterdir() if pattern.fullmatch(p.name) and p.is_file()]
-    for path in stale:
-        path.unlink(missing_ok=True)
-    return [p.name for p in stale]
+    patterns = {}
+    for entry in entries:
+        target = Path(data_dir) / entry.path
+        patterns.setdefault(target.parent, []).append(_temporary_name(target))
+    removed = []
+    for folder, names in patterns.items():
+        try:
+            for path in folder.iterdir():
+                if any(name.fullmatch(path.name) for name in names) and path.is_file():
+                    path.unlink()
+                    removed.append(path)
+        except OSError:
+            continue  # a folder that is missing or unreadable: nothing to sweep there
+    return removed
+
+
+def _lock(f, wait):
+    """Lock the open file ``f`` exclusively; False if another process holds it and ``wait`` is False."""
+    if os.name == "nt":
+        import msvcrt
+
+        while True:
+            try:
+                f.seek(0)
+                msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+                return True
+            except OSError:
+                if not wait:
+                    return False
+                time.sleep(0.2)
+    import fcntl
+
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        return True
+    except BlockingIOError:
+        return False
+
+
+@contextlib.contextmanager
+def locked(data_dir, out):
+    """Hold ``data_dir/.fetch.lock`` (waiting, and saying so, while another run holds it).
+
+    Yields False where the lock file cannot be opened (a read-only folder): nothing can be written there anyway.
+    """
+    try:
+        f = open(Path(data_dir) / LOCK_NAME, "a+b")
+    except OSError:
+        yield False
+        return
+    with f:
+        if not _lock(f, wait=False):
+            print(f"Another fetch is writing into {data_dir}: waiting for it to finish...", file=out, flush=True)
+            _lock(f, wait=True)
+        yield True  # closing the file releases the lock
 
 
 def _open_source(entry, mirror, timeout):
@@ -146,39 +253,76 @@ def _open_source(entry, mirror, timeout):
         if not src.is_file():
             raise FetchError(f"not in the mirror {mirror}")
         return open(src, "rb"), src.stat().st_size, f"mirror {mirror}"
+    host = urllib.parse.urlsplit(entry.url).netloc
     try:
         resp = urllib.request.urlopen(entry.url, timeout=timeout)
-    except urllib.error.HTTPError as e:
-        raise FetchError(f"HTTP {e.code} from {entry.url}") from None
+    except urllib.error.HTTPError as e:  # a redirect loop is one: its message says so
+        detail = str(e.msg or "").splitlines()
+        raise FetchError(f"HTTP {e.code} from {entry.url}" + (f" ({detail[0]})" if detail else "")) from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise FetchError(f"TLS certificate check failed for {entry.url} ({reason}). {CERT_FIX}") from None
-        raise FetchError(f"cannot reach {entry.url} ({reason}); offline? use --mirror DIR") from None
+        raise Unreachable(host, f"cannot reach {entry.url} ({reason}); offline? use --mirror DIR") from None
     except (ValueError, http.client.InvalidURL) as e:  # malformed URL, e.g. a raw space
         raise FetchError(f"bad URL {entry.url!r}: {e}") from None
     except http.client.HTTPException as e:  # a reply that is not HTTP (BadStatusLine, LineTooLong, ...)
         raise FetchError(f"bad reply from {entry.url}: {e!r}") from None
     length = resp.headers.get("Content-Length")
-    return resp, int(length) if length else None, entry.url
+    total = int(length) if length and length.isdigit() else None
+    if total is not None and entry.size is not None and total > entry.size:
+        resp.close()
+        raise FetchError(f"download from {entry.url} rejected: {total} bytes announced, expected {entry.size}")
+    return resp, total, entry.url
 
 
 def _progress(total, label):
     if total is None or total < PROGRESS_MIN_BYTES:
         return None
-    from tqdm.auto import tqdm
-
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # no progress bar, then
+        return None
     return tqdm(total=total, unit="B", unit_scale=True, desc=label, leave=False, mininterval=0.5)
 
 
-def fetch_one(entry, data_dir, mirror=None, timeout=60):
+def _copy(stream, out, entry, source, bar):
+    """Copy ``stream`` to ``out``: at most one byte more than the expected size, within the time bound.
+
+    Errors reading are the source's (``FetchError``); errors writing (a full disk) propagate as ``OSError``.
+    """
+    start, received = time.monotonic(), 0
+    while True:
+        want = CHUNK if entry.size is None else min(CHUNK, entry.size + 1 - received)
+        try:
+            chunk = stream.read1(want) if want > 0 else b""
+        except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+            raise FetchError(f"transfer from {source} broke off: {e!r}") from None
+        if not chunk:
+            return
+        received += len(chunk)
+        if entry.size is not None and received > entry.size:
+            raise FetchError(f"download from {source} rejected: more than the {entry.size} bytes expected")
+        elapsed = time.monotonic() - start
+        if elapsed > GRACE + received / MIN_RATE:
+            raise FetchError(
+                f"{source} is too slow: {received} bytes in {elapsed:.0f} s (the limit: {GRACE} s plus "
+                f"{MIN_RATE // 1000} kB/s); retry later, or use --mirror DIR"
+            )
+        out.write(chunk)
+        if bar is not None:
+            bar.update(len(chunk))
+
+
+def fetch_one(entry, data_dir, mirror=None, timeout=None):
     """Make ``data_dir/entry.path`` a verified copy. Returns "present" or "fetched ...".
 
-    Raises ``FetchError`` with the reason on failure; then no file (neither a
-    partial download nor a corrupt earlier one) is left under the target name.
+    Raises ``FetchError`` with the reason if the source fails, ``OSError`` if the local disk does; either
+    way no file (neither a partial download nor a corrupt earlier one) is left under the target name.
     """
     target = Path(data_dir) / entry.path
-    remove_stale_temporaries(target)
+    if target.is_dir():
+        raise FetchError(f"{target} is a folder where this file belongs: move it away, then run again")
     replaced = None
     if target.exists():
         replaced = check_file(target, entry)
@@ -186,19 +330,15 @@ def fetch_one(entry, data_dir, mirror=None, timeout=60):
             return "present"
         target.unlink()  # a corrupt file is never left in place
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.part")
     try:
-        stream, total, source = _open_source(entry, mirror, timeout)
-        bar = _progress(total, entry.path)
-        with stream, os.fdopen(fd, "wb") as out:
-            fd = None
+        # "x": created with the permissions of any new file (the umask's), not tempfile's 0600
+        with open(tmp, "xb") as out:
+            stream, total, source = _open_source(entry, mirror, TIMEOUT if timeout is None else timeout)
+            bar = _progress(total, entry.path)
             try:
-                for chunk in iter(lambda: stream.read(CHUNK), b""):
-                    out.write(chunk)
-                    if bar is not None:
-                        bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
-                raise FetchError(f"transfer from {source} broke off: {e!r}") from None
+                with stream:
+                    _copy(stream, out, entry, source, bar)
             finally:
                 if bar is not None:
                     bar.close()
@@ -206,52 +346,103 @@ def fetch_one(entry, data_dir, mirror=None, timeout=60):
         if reason:
             raise FetchError(f"download from {source} rejected: {reason}")
         os.replace(tmp, target)
-        tmp = None
     finally:
-        if fd is not None:
-            os.close(fd)
-        if tmp is not None and os.path.exists(tmp):
-            os.remove(tmp)
+        with contextlib.suppress(OSError):
+            tmp.unlink()  # gone already once renamed
     return "fetched" if replaced is None else "fetched (replaced a bad copy: " + replaced + ")"
 
 
-def fetch(wanted=(), data_dir=DATA_DIR, mirror=None, out=None, manifest=MANIFEST):
-    """Fetch the selected entries; print a summary; return the exit status."""
-    out = out or sys.stdout
-    entries = select(load_manifest(manifest), wanted)
-    if not entries:
-        if all(w.strip("/") in CHAPTERS for w in wanted):
-            # e.g. the Colab setup cell of chapter 3: nothing to download is not an error
-            print(f"{' '.join(wanted)}: no data files to fetch for this chapter", file=out)
-            return 0
-        print(f"Nothing in the manifest matches {' '.join(wanted)!r}. Chapters: p1ch2, p1ch4.", file=out)
+def _disk_problem(err, data_dir, still_needed):
+    """(one line naming the cause and what to do, whether the run must stop) for a local ``OSError``."""
+    if err.errno in {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}:
+        where = Path(data_dir).absolute()
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        need = max(1, math.ceil((still_needed - shutil.disk_usage(where).free) / 1e6))
+        return f"no space left on device under {data_dir}: free {need} MB, then run again", True
+    if err.errno == errno.EROFS:
+        return f"{data_dir} is on a read-only file system: fetch into a writable folder with --data-dir DIR", True
+    what = err.filename or data_dir
+    if err.errno in {errno.EACCES, errno.EPERM}:
+        return f"no permission to write {what}: make it writable for you, or use --data-dir DIR", False
+    return f"cannot write {what}: {err.strerror or err}", False
+
+
+def fetch(wanted=(), data_dir=DATA_DIR, mirror=None, out=None, manifest=MANIFEST, err=None):
+    """Fetch the selected entries; print a summary on ``out``, errors on ``err``; return the exit status."""
+    out, err = out or sys.stdout, err or sys.stderr
+    data_dir = Path(data_dir)
+    try:
+        everything = load_manifest(manifest)
+    except ManifestError as e:
+        print(f"error: {e}", file=err)
+        return 2
+    unknown = [w for w in wanted if w.strip("/") not in CHAPTERS and not select(everything, [w])]
+    if unknown:
+        print(f"Nothing in the manifest matches {' '.join(unknown)!r}. Chapters: p1ch2, p1ch4.", file=err)
+        return 2
+    entries = select(everything, wanted)
+    if not entries:  # e.g. the Colab setup cell of chapter 3: nothing to download is not an error
+        print(f"{' '.join(wanted)}: no data files to fetch for this chapter", file=out)
+        return 0
+    if data_dir.exists() and not data_dir.is_dir():
+        print(f"error: the data folder {data_dir} is a file: use --data-dir with a folder", file=err)
         return 2
     print(f"Fetching {len(entries)} file(s) into {data_dir} from {mirror or 'the internet'}", file=out)
     fetched, present, failed, skipped = [], [], [], []
-    for entry in entries:
-        try:
-            status = fetch_one(entry, data_dir, mirror)
-        except FetchError as e:
-            (skipped if entry.optional else failed).append((entry, str(e)))
-            continue
-        (present if status == "present" else fetched).append((entry, status))
-        if status != "present":
-            print(f"  {status:8s} {entry.path}", file=out)
-
-    retry = "python -m dlwpt.fetch " + " ".join(wanted) + (f" --mirror {mirror}" if mirror else "")
+    stop = None
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        stop = _disk_problem(e, data_dir, sum(entry.size or 0 for entry in entries))[0]
+    with contextlib.ExitStack() as stack:
+        if stop is None and stack.enter_context(locked(data_dir, out)):
+            remove_stale_temporaries(data_dir, everything)
+        dead_hosts = set()
+        for i, entry in enumerate(entries):
+            if stop is not None:
+                break
+            host = urllib.parse.urlsplit(entry.url).netloc
+            try:
+                if mirror is None and host in dead_hosts:
+                    raise FetchError(f"not tried: {host} could not be reached for an earlier file")
+                status = fetch_one(entry, data_dir, mirror)
+            except FetchError as e:
+                if isinstance(e, Unreachable):
+                    dead_hosts.add(e.host)
+                (skipped if entry.optional else failed).append((entry, str(e)))
+                continue
+            except OSError as e:
+                todo = [x for x in entries[i:] if not (data_dir / x.path).is_file()]
+                reason, must_stop = _disk_problem(e, data_dir, sum(x.size or 0 for x in todo))
+                failed.append((entry, reason))
+                if must_stop:
+                    stop = reason
+                continue
+            (present if status == "present" else fetched).append((entry, status))
+            if status != "present":
+                print(f"  {status:8s} {entry.path}", file=out)
+    left = len(entries) - len(fetched) - len(present) - len(failed) - len(skipped)
     print(
         f"Summary: {len(fetched)} fetched, {len(present)} already present, {len(failed)} failed"
-        + (f", {len(skipped)} optional not available" if skipped else ""),
+        + (f", {len(skipped)} optional not available" if skipped else "")
+        + (f", {left} not attempted" if left else ""),
         file=out,
     )
+    if stop is not None and not failed:
+        print(f"  FAILED: {stop}", file=err)
     for entry, reason in failed:
-        print(f"  FAILED {entry.path}: {reason}", file=out)
+        print(f"  FAILED {entry.path}: {reason}", file=err)
     for entry, reason in skipped:
         print(f"  NOT AVAILABLE (optional) {entry.path}: {reason}", file=out)
         print(f"    only needed by the notebooks of {entry.path.split('/')[0]}; online, get it with:", file=out)
         print(f"    python -m dlwpt.fetch {entry.path}", file=out)
-    if failed:
-        print(f"Retry with: {' '.join(retry.split())}", file=out)
+    if failed or stop is not None:
+        retry = ["python", "-m", "dlwpt.fetch", *wanted]
+        retry += ["--mirror", str(mirror)] if mirror else []
+        retry += ["--data-dir", str(data_dir)] if data_dir != DATA_DIR else []
+        retry += ["--manifest", str(manifest)] if Path(manifest) != MANIFEST else []
+        print(f"Retry with: {shlex.join(retry)}", file=err)
         return 1
     return 0
 
@@ -265,9 +456,15 @@ def main(argv=None):
     parser.add_argument("--data-dir", default=str(DATA_DIR), help="where to put the files (default: data/)")
     parser.add_argument("--manifest", default=str(MANIFEST), help="files to fetch (default: dlwpt/manifest.tsv)")
     args = parser.parse_args(argv)
-    if args.mirror and not Path(args.mirror).is_dir():
+    if args.mirror and not Path(args.mirror).exists():
         parser.error(f"mirror folder {args.mirror} does not exist")
-    return fetch(args.what, Path(args.data_dir), args.mirror, manifest=Path(args.manifest))
+    if args.mirror and not Path(args.mirror).is_dir():
+        parser.error(f"--mirror {args.mirror} is a file: name a folder laid out like data/")
+    try:
+        return fetch(args.what, Path(args.data_dir), args.mirror, manifest=Path(args.manifest))
+    except KeyboardInterrupt:  # the file being fetched has been removed on the way out
+        print("\ninterrupted: no partial file kept; run the same command again to go on", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

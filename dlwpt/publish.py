@@ -9,13 +9,18 @@ rewrites, in place, exactly these and nothing else:
 - the ``git clone`` line of every notebook's setup cell.
 
 It checks every file first and writes nothing if one of them is not as expected. It works on the text of
-the files, so every other byte stays as it is; check with ``git diff`` and commit. Other files that still
+the files, so every other byte (line endings included) stays as it is. Each file is written to a temporary
+name first and renamed into place only when all of them are written, then read back: a failure (a full disk)
+leaves every file as it was. Check with ``git diff`` and commit. Other files that still
 name the old location (links in READMEs) are listed, not changed.
 """
 
 import argparse
+import contextlib
 import json
+import os
 import re
+import secrets
 import sys
 from pathlib import Path
 
@@ -66,26 +71,59 @@ def rewrite(text, pairs, where):
     return text
 
 
+def read_text(path):
+    """The text of ``path`` exactly as stored (no newline translation) and its line ending."""
+    text = path.read_bytes().decode("utf-8")
+    return text, "\r\n" if "\r\n" in text else "\n"
+
+
+def write_all(new_texts):
+    """Write every file to a temporary name, then rename them all into place, then read them back.
+
+    A failure before the renames leaves every file as it was; ``PublishError`` names the cause.
+    """
+    temporaries = {}
+    try:
+        for path, text in new_texts.items():
+            tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.publish")
+            temporaries[path] = tmp
+            with open(tmp, "xb") as f:
+                f.write(text.encode("utf-8"))
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+    except OSError as err:
+        for tmp in temporaries.values():
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        raise PublishError(f"cannot write {err.filename or path}: {err.strerror or err}; nothing was changed") from None
+    for path, tmp in temporaries.items():  # renames need no space
+        os.replace(tmp, path)
+    wrong = [str(path) for path, text in new_texts.items() if path.read_bytes() != text.encode("utf-8")]
+    if wrong:
+        raise PublishError(f"files not as written (check the disk, then run again): {', '.join(wrong)}")
+
+
 def publish(owner_name, branch="main", root=REPO_ROOT):
-    """Rewrite the files under ``root``; return the paths written (relative to ``root``)."""
+    """Rewrite the files under ``root``; return the paths written (relative to ``root``).
+
+    With the location already in place, checks that every file names it and writes nothing.
+    """
     check_location(owner_name, branch)
     old = REPO_URL.removeprefix(GITHUB)
-    if (owner_name, branch) == (old, REPO_BRANCH):
-        return []
     root = Path(root)
     module = root / "dlwpt" / "__init__.py"
     notebooks = sorted(root.glob("p1ch*/*.ipynb"))
     if not notebooks:
         raise PublishError(f"no notebooks p1ch*/*.ipynb under {root}")
-    pairs = module_replacements(old, REPO_BRANCH, owner_name, branch)
-    new_texts = {module: rewrite(module.read_text(encoding="utf-8"), pairs, module)}
+    text, newline = read_text(module)
+    pairs = [(a.replace("\n", newline), b.replace("\n", newline))
+             for a, b in module_replacements(old, REPO_BRANCH, owner_name, branch)]
+    new_texts = {module: (text, rewrite(text, pairs, module))}
     for path in notebooks:
-        text = path.read_text(encoding="utf-8")
-        new_texts[path] = rewrite(text, notebook_replacements(old, REPO_BRANCH, owner_name, branch), path)
-    for path, text in new_texts.items():  # all checked: now write
-        with open(path, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    return [path.relative_to(root).as_posix() for path in new_texts]
+        text = read_text(path)[0]
+        new_texts[path] = (text, rewrite(text, notebook_replacements(old, REPO_BRANCH, owner_name, branch), path))
+    changed = {path: new for path, (text, new) in new_texts.items() if new != text}
+    write_all(changed)  # all checked: now write
+    return [path.relative_to(root).as_posix() for path in changed]
 
 
 def other_mentions(old_url, root=REPO_ROOT):

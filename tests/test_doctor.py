@@ -186,3 +186,42 @@ def test_first_notebook_calls_the_doctor():
     for function in ["python_lines", "package_lines", "device_lines", "data_lines", "report"]:
         assert f"doctor.{function}()" in code
     assert "Requirement(" not in code and "load_manifest" not in code  # no second copy of the checks
+
+
+def test_torch_failing_with_another_error_keeps_the_report(tmp_path):
+    """A broken CUDA library: importing torch raises OSError. The Device section says so; the rest follows."""
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(
+        'raise OSError("libcudart.so.12: cannot open shared object file: No such file or directory")\n',
+        encoding="utf-8",
+    )
+    out = run_doctor("--data-dir", str(tmp_path), PYTHONPATH=os.pathsep.join([str(tmp_path / "fake"), str(ROOT)]))
+    device = out.split("## Device\n")[1].split("\n## ")[0]
+    assert device.strip() == (
+        "torch cannot be imported: OSError: libcudart.so.12: cannot open shared object file: No such file or directory"
+    )
+    assert f"\n## Data ({tmp_path})\n" in out and "p1ch3: no data files needed" in out
+
+
+def test_relative_data_dir(tmp_path):
+    (tmp_path / "mydata").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "dlwpt.doctor", "--data-dir", "mydata"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "## Data (mydata)\n" in proc.stdout and "-> python -m dlwpt.fetch p1ch4" in proc.stdout
+
+
+def test_a_failing_section_does_not_lose_the_others(monkeypatch):
+    def broken():
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(doctor, "package_lines", broken)
+    text = doctor.report()
+    assert "## Packages (requirements.txt)\nthis section failed: RuntimeError: boom\n" in text
+    assert "## Device\n" in text and "## Data (" in text

@@ -146,3 +146,78 @@ def test_publish_writes_nothing_when_a_notebook_is_not_as_expected(tmp_path):
     proc = publish(root, NEW)
     assert proc.returncode == 2 and "2_autograd.ipynb" in proc.stderr and "nothing was changed" in proc.stderr
     assert tree(root, files) == before
+
+
+def small_copy(root):
+    """dlwpt/ and two chapters' notebooks: enough for ``publish``."""
+    shutil.copytree(ROOT / "dlwpt", root / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
+    for chapter in ["p1ch3", "p1ch5"]:
+        shutil.copytree(ROOT / chapter, root / chapter, ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def test_full_disk_mid_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
+    import builtins
+    import errno
+
+    from dlwpt import publish as P
+
+    root = tmp_path / "repo"
+    files = small_copy(root)
+    before = tree(root, files)
+    writes = []
+
+    class FullAfterTwo:
+        def __init__(self, real):
+            self.real = real
+
+        def write(self, data):
+            writes.append(1)
+            if len(writes) >= 3:
+                self.real.write(data[:10])
+                raise OSError(errno.ENOSPC, "No space left on device", self.real.name)
+            return self.real.write(data)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()
+            return False
+
+    def fake_open(file, mode="r", *args, **kwargs):
+        real = builtins.open(file, mode, *args, **kwargs)
+        return FullAfterTwo(real) if "w" in mode or "x" in mode else real
+
+    monkeypatch.setattr(P, "open", fake_open, raising=False)
+    with pytest.raises(P.PublishError, match="No space left on device.*nothing was changed"):
+        P.publish(NEW, NEW_BRANCH, root=root)
+    assert len(writes) == 3
+    assert sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()) == files  # no temporaries
+    assert tree(root, files) == before
+    monkeypatch.undo()
+    written = P.publish(NEW, NEW_BRANCH, root=root)  # the disk has room again: the same command completes
+    assert "dlwpt/__init__.py" in written and len(written) == 1 + sum(f.endswith(".ipynb") for f in files)
+
+
+def test_publish_keeps_crlf_line_endings(tmp_path):
+    """A Windows checkout with core.autocrlf=true: CRLF files stay CRLF, byte-identical when nothing changes."""
+    root = tmp_path / "repo"
+    files = small_copy(root)
+    touched = [rel for rel in files if rel.endswith(".ipynb") or rel == "dlwpt/__init__.py"]
+    for rel in touched:
+        path = root / rel
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+    crlf = tree(root, files)
+    proc = publish(root, OLD, "--branch", dlwpt.REPO_BRANCH)  # already there
+    assert proc.returncode == 0 and "nothing to change" in proc.stdout, proc.stderr
+    assert tree(root, files) == crlf
+    proc = publish(root, NEW, "--branch", NEW_BRANCH)
+    assert proc.returncode == 0, proc.stderr
+    for rel in touched:
+        data = (root / rel).read_bytes()
+        assert data.count(b"\n") == data.count(b"\r\n") > 0, rel  # no bare LF
+    assert f'REPO_URL = "https://github.com/{NEW}"\r\n'.encode() in (root / "dlwpt/__init__.py").read_bytes()
+    proc = publish(root, OLD, "--branch", dlwpt.REPO_BRANCH)
+    assert proc.returncode == 0, proc.stderr
+    assert tree(root, files) == crlf
