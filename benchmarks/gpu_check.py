@@ -203,7 +203,9 @@ def going_further_speeds(text):
 
 
 def all_notebooks():
-    return sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("p1ch*/*.ipynb"))
+    from tests.notebook_paths import notebook_keys
+
+    return notebook_keys(ROOT)  # "p1ch7/...", as DEVICE_NOTEBOOKS writes them, on Windows too
 
 
 def chapter2_mode(requested):
@@ -372,7 +374,9 @@ def main(argv=None):
             print(f"gpu-check: {what} here (torch {torch.__version__}); nothing to check, nothing was run.")
             return 0
         target = device_type
-    notebooks = args.notebooks or all_notebooks()
+    from tests.notebook_paths import from_command_line
+
+    notebooks = [from_command_line(nb) for nb in args.notebooks] if args.notebooks else all_notebooks()
     unknown = [nb for nb in notebooks if not (ROOT / nb).is_file()]
     if unknown:
         parser.error(f"no such notebook: {', '.join(unknown)}")
