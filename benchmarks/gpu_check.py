@@ -100,7 +100,9 @@ def find_gpu(requested="auto"):
     import torch
 
     cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    import dlwpt
+
+    mps = dlwpt._mps_available() and dlwpt._mps_failure() is None  # not a virtual Mac's MPS that cannot allocate
     if requested == "cuda":
         return "cuda" if cuda else None
     if requested == "mps":
