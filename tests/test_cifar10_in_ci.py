@@ -47,3 +47,15 @@ def test_in_ci_a_missing_cifar10_fails_instead_of_skipping(tmp_path):
     assert "CIFAR-10 could not be downloaded" in out  # the notebook's own message, from the failed download
     summary = out.strip().splitlines()[-1]
     assert re.search(r"\b2 passed", summary) and re.search(r"\b1 (failed|error)", summary), summary
+
+
+def test_the_download_step_fails_offline_saying_where_the_archive_goes(tmp_path, monkeypatch, capsys):
+    """`python -m dlwpt.cifar10`, the workflow's step before the tests: exit status 1 and the notebooks' message."""
+    from dlwpt import cifar10
+
+    for name, value in offline_env().items():
+        monkeypatch.setenv(name, value)
+    assert cifar10.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "CIFAR-10 could not be downloaded" in err and str(tmp_path.resolve() / "cifar-10-python.tar.gz") in err
+    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
