@@ -100,7 +100,9 @@ def find_gpu(requested="auto"):
     import torch
 
     cuda = torch.cuda.is_available()
-    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    import dlwpt
+
+    mps = dlwpt._mps_available() and dlwpt._mps_failure() is None  # not a virtual Mac's MPS that cannot allocate
     if requested == "cuda":
         return "cuda" if cuda else None
     if requested == "mps":
@@ -203,7 +205,9 @@ def going_further_speeds(text):
 
 
 def all_notebooks():
-    return sorted(str(p.relative_to(ROOT)) for p in ROOT.glob("p1ch*/*.ipynb"))
+    from tests.notebook_paths import notebook_keys
+
+    return notebook_keys(ROOT)  # "p1ch7/...", as DEVICE_NOTEBOOKS writes them, on Windows too
 
 
 def chapter2_mode(requested):
@@ -372,7 +376,9 @@ def main(argv=None):
             print(f"gpu-check: {what} here (torch {torch.__version__}); nothing to check, nothing was run.")
             return 0
         target = device_type
-    notebooks = args.notebooks or all_notebooks()
+    from tests.notebook_paths import from_command_line
+
+    notebooks = [from_command_line(nb) for nb in args.notebooks] if args.notebooks else all_notebooks()
     unknown = [nb for nb in notebooks if not (ROOT / nb).is_file()]
     if unknown:
         parser.error(f"no such notebook: {', '.join(unknown)}")

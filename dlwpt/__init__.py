@@ -44,6 +44,10 @@ def get_device():
     Order: CUDA, then Apple MPS, then CPU. Set ``DLWPT_DEVICE`` (``cpu``,
     ``cuda``, ``cuda:1``, ``mps``) to force one; forcing a device that is not
     available raises a ``RuntimeError`` instead of silently falling back.
+
+    MPS counts only when a small tensor can really be computed there: virtual
+    Macs (GitHub's macOS runners among them) report MPS available, then fail
+    on the first allocation. Auto-detection then warns and uses the CPU.
     """
     import torch
 
@@ -52,13 +56,27 @@ def get_device():
         device = torch.device(forced)  # raises on a malformed name
         if device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError(f"{DEVICE_ENV}={forced} but CUDA is not available here")
-        if device.type == "mps" and not _mps_available():
-            raise RuntimeError(f"{DEVICE_ENV}={forced} but Apple MPS is not available here")
+        if device.type == "mps":
+            if not _mps_available():
+                raise RuntimeError(f"{DEVICE_ENV}={forced} but Apple MPS is not available here")
+            failure = _mps_failure()
+            if failure:
+                raise RuntimeError(f"{DEVICE_ENV}={forced} but Apple MPS does not work here: {failure}")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")
     if _mps_available():
-        return torch.device("mps")
+        failure = _mps_failure()
+        if failure is None:
+            return torch.device("mps")
+        import warnings
+
+        warnings.warn(
+            f"Apple MPS reports itself available but a small computation on it failed ({failure}); "
+            f"using the CPU. Set {DEVICE_ENV}=cpu to choose it without this check.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return torch.device("cpu")
 
 
@@ -67,6 +85,20 @@ def _mps_available():
 
     backend = getattr(torch.backends, "mps", None)
     return bool(backend and backend.is_available())
+
+
+def _mps_failure():
+    """None if a small tensor can be made and computed on MPS, else the error, in one line."""
+    import torch
+
+    try:
+        x = torch.ones(4, device="mps")
+        if (x * 2).sum().item() != 8.0:
+            return "a wrong result"
+    except Exception as err:  # RuntimeError: MPS backend out of memory, ... (no GPU in a virtual Mac)
+        first = str(err).strip().splitlines()[0][:300] if str(err).strip() else ""
+        return f"{type(err).__name__}: {first}".rstrip(": ")
+    return None
 
 
 def describe_device(device=None):

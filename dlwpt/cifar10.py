@@ -44,3 +44,22 @@ def offline_message(root, err):
         f"Download it where there is internet from\n  {cls.url}\n"
         "copy it there unchanged (do not unpack it) and rerun this cell: torchvision checks and unpacks it."
     )
+
+
+def main(argv=None):
+    """``python -m dlwpt.cifar10 [FOLDER]``: download and verify CIFAR-10 now (CI does, before the tests, so that a
+    failed download fails there, saying why); exit status 1 with the message above when it cannot be had."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        root = download_cifar10(args[0] if args else None)
+    except RuntimeError as err:
+        print(err, file=sys.stderr)
+        return 1
+    print(f"CIFAR-10 verified in {root}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

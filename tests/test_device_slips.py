@@ -25,6 +25,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.notebook_paths import notebook_keys
+
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_NAMES = {"device", "where"}  # what the notebooks pass to .to(...) for the chosen device
 FACTORIES = {"tensor", "ones", "zeros", "rand", "randn", "randperm", "arange", "linspace", "empty", "full",
@@ -216,9 +218,7 @@ def find_slips(sources):
     return sorted(set(slips))
 
 
-DEVICE_NOTEBOOKS = sorted(
-    str(p.relative_to(ROOT)) for p in ROOT.glob("p1ch*/*.ipynb") if "get_device" in p.read_text(encoding="utf-8")
-)
+DEVICE_NOTEBOOKS = [key for key in notebook_keys() if "get_device" in (ROOT / key).read_text(encoding="utf-8")]
 
 
 @pytest.mark.parametrize("relpath", DEVICE_NOTEBOOKS)

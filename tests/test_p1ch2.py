@@ -25,6 +25,7 @@ from tests.shared import shared_file
 from tests.standins.pretrained import (
     FACTS_FILE,
     GPT2_PROMPT,
+    cyclegan_in_place,
     hub_cache_folder,
     standin_dir,
     use_real_downloads,
@@ -67,7 +68,7 @@ def _from_layout_or_in_place(request, relpath):
     """Offline: run the notebook unchanged from the temporary layout whose data/ holds the stand-in weights, then
     each cell once more in the same kernel (nbval, which re-runs the other notebooks' cells, does not run these
     two offline)."""
-    if use_real_downloads(request.config):
+    if cyclegan_in_place(request.config):  # nbval ran it in place (real CycleGAN weights in data/)
         return request.getfixturevalue("executed_notebook")(relpath), ROOT
     layout = request.getfixturevalue("p1ch2_layout")
     with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
@@ -90,8 +91,8 @@ def exercises(request):
 def test_layout_notebook_cells_run_again(request, fixture):
     """Offline, nbval does not run these two: each cell ran once more in the same kernel after the whole notebook
     (a failure fails the fixture); a seeded cell, re-run with the generators scrambled, prints the same."""
-    if use_real_downloads(request.config):
-        pytest.skip("with --real-downloads nbval runs this notebook in place and re-runs its cells")
+    if cyclegan_in_place(request.config):
+        pytest.skip("with the real CycleGAN weights nbval runs this notebook in place and re-runs its cells")
     if not request.config.pluginmanager.has_plugin("nbval_rerun"):
         pytest.skip("cells are not run again in this run (-p no:nbval_rerun)")
     nb, _ = request.getfixturevalue(fixture)

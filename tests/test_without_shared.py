@@ -27,7 +27,7 @@ SUBSET = [
 ]
 # Set by this very run's stand-ins; a fresh run must not inherit them.
 INHERITED = ("IPYTHONDIR", "DLWPT_CIFAR_STANDIN", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE",
-             "TRANSFORMERS_OFFLINE", "DLWPT_SHARED", "DLWPT_DATA_MIRROR")
+             "TRANSFORMERS_OFFLINE", "DLWPT_SHARED", "DLWPT_DATA_MIRROR", "DLWPT_REQUIRE_CIFAR10")
 
 
 def copy_checkout(dest):

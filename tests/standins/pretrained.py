@@ -68,8 +68,35 @@ def use_real_downloads(config):
     return bool(config.getoption(OPTION, default=False))
 
 
+CYCLEGAN_WEIGHTS = "p1ch2/horse2zebra_0.4.0.pth"
+
+
+def real_cyclegan_weights(data_dir=ROOT / "data"):
+    """True when ``data/`` holds the published CycleGAN weights (``python -m dlwpt.fetch`` downloads them where the
+    internet is reachable, as in the published repository's workflow): the two notebooks that read them then run
+    in place on the real file, with nbval, instead of from the stand-in layout."""
+    from dlwpt.fetch import check_file, load_manifest
+
+    path = Path(data_dir) / CYCLEGAN_WEIGHTS
+    if not path.is_file():
+        return False
+    (entry,) = [e for e in load_manifest() if e.path == CYCLEGAN_WEIGHTS]
+    key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = check_file(path, entry) is None
+    return _verified[key]
+
+
+_verified = {}
+
+
+def cyclegan_in_place(config):
+    """The CycleGAN notebooks run in place (real weights), not from the stand-in layout."""
+    return use_real_downloads(config) or real_cyclegan_weights()
+
+
 def pytest_ignore_collect(collection_path, config):
-    if use_real_downloads(config):
+    if cyclegan_in_place(config):
         return None
     path = Path(str(collection_path))
     if path.parent.name == "p1ch2" and path.name in LAYOUT_NOTEBOOKS:
@@ -334,8 +361,8 @@ def p1ch2_layout(request, tmp_path_factory):
     ``data/p1ch2/`` (links to the real data files plus the stand-in ``horse2zebra_0.4.0.pth``) and
     ``dlwpt/`` (a copy: a kernel with the layout on ``PYTHONPATH`` imports it, so its
     ``REPO_ROOT`` is the layout and ``require_data`` accepts the chapter folder there)."""
-    if use_real_downloads(request.config):
-        pytest.skip("with --real-downloads the notebooks run in place on the real files")
+    if cyclegan_in_place(request.config):
+        pytest.skip("the notebooks run in place on the real files (--real-downloads, or the real CycleGAN weights)")
     shared_file(FACTS_FILE)  # skips, naming it, where ../shared is absent
     base = build_standins()
     root = tmp_path_factory.mktemp("p1ch2-layout")
