@@ -155,11 +155,11 @@ def test_single_optimizer_steps(optim_nb):
 
 
 def test_sgd_optimizer_loop_matches_hand_written_descent(optim_nb):
-    text = optim_nb.text("# In[10]\n")
+    text = optim_nb.text("# In[10]: ")
     book = {500: 7.860118, 1000: 3.828538, 1500: 3.092191, 2000: 2.957697, 2500: 2.933134,
             3000: 2.928648, 3500: 2.927830, 4000: 2.927680, 4500: 2.927651, 5000: 2.927648}
     assert_losses(epoch_losses(text), book)
-    assert tensor_values(optim_nb.result("# In[10]\n")) == [5.3671, -17.3012]
+    assert tensor_values(optim_nb.result("# In[10]: ")) == [5.3671, -17.3012]
 
 
 def test_adam_on_raw_inputs(optim_nb):
