@@ -17,7 +17,7 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import DATA_DIR, DEVICE_ENV, QUICK_ENV, REPO_ROOT, REPO_URL, describe_device, require_data
+from . import DATA_DIR, DEVICE_ENV, QUICK_ENV, REPO_ROOT, REPO_URL, describe_device, get_device, require_data
 from .cifar10 import CIFAR10_DIR
 from .fetch import CHAPTER_NEEDS, CHAPTERS, MIRROR_ENV, load_manifest, under
 
@@ -157,7 +157,25 @@ def device_lines():
             lines.append(describe_device())
     except RuntimeError as err:
         lines.append(f"Using device: ERROR {err} (unset {DEVICE_ENV} or pick a device that exists)")
+        return lines
+    lines.append(device_proof(get_device()))
     return lines
+
+
+PROOF_EXPECTED = [[5.0, 14.0], [14.0, 50.0]]  # x @ x.T for x = [[0, 1, 2], [3, 4, 5]]
+
+
+def device_proof(device):
+    """One line that shows the device computes: a 2x3 tensor made on it, times its transpose, read back."""
+    import torch
+
+    try:
+        x = torch.arange(6.0, device=device).reshape(2, 3)
+        result = (x @ x.T).tolist()
+    except Exception as err:  # a device that is reported but cannot run an operation
+        return f"Computing on {device}: FAILED ({type(err).__name__}: {err})"
+    verdict = "works" if result == PROOF_EXPECTED else f"WRONG RESULT, expected {PROOF_EXPECTED}"
+    return f"Computing on {x.device}: x @ x.T = {result} ({verdict})"
 
 
 def data_lines(data_dir=DATA_DIR):

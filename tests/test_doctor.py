@@ -51,6 +51,7 @@ def test_command_prints_every_section_as_one_block(tmp_path):
         assert f" {name} " in out and f" {installed(name)}  (wanted " in out
     assert f"torch.cuda.is_available(): {torch.cuda.is_available()}" in out
     assert "DLWPT_DEVICE=cpu" in out and "Using device: cpu [forced by DLWPT_DEVICE]" in out
+    assert "Computing on cpu: x @ x.T = [[5.0, 14.0], [14.0, 50.0]] (works)" in out  # the device runs an operation
     # an empty data folder: every chapter with data says so and names its fetch command
     n_ch4 = sum(under(e.path, "p1ch4") and not e.optional for e in load_manifest())
     assert f"p1ch4: {n_ch4} data file(s) of the book are missing" in out
@@ -177,6 +178,15 @@ def test_forcing_a_missing_device_is_reported_not_raised(monkeypatch):
     lines = doctor.device_lines()
     assert "torch.cuda.is_available(): False" in lines
     assert lines[-1].startswith("Using device: ERROR DLWPT_DEVICE=cuda but CUDA is not available here")
+
+
+def test_device_proof_reports_a_device_that_cannot_compute(monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no kernel image is available for execution on the device")
+
+    monkeypatch.setattr(torch, "arange", broken)
+    line = doctor.device_proof(torch.device("cpu"))
+    assert line.startswith("Computing on cpu: FAILED (RuntimeError: no kernel image")
 
 
 def test_first_notebook_calls_the_doctor():

@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 BIKES = ROOT / "data/p1ch4/bike-sharing-dataset"
 
 
-def cell(n):
-    """Source marker of the book's cell ``In[n]`` (the newline keeps In[1] apart from In[10])."""
-    return f"# In[{n}]\n"
+def cell(n, note=False):
+    """Source marker of the book's cell ``In[n]`` (the newline keeps In[1] apart from In[10]; a cell whose first
+    line carries a note, ``# In[2]: ...``, is marked by the colon)."""
+    return f"# In[{n}]" + (": " if note else "\n")
 
 
 def numbers(text):
@@ -38,7 +39,7 @@ def test_image_shapes(executed_notebook):
 
 def test_ct_volume_shapes(executed_notebook):
     nb = executed_notebook("p1ch4/2_volumetric_ct.ipynb")
-    assert nb.result(cell(2)) == "(99, 512, 512)"
+    assert nb.result(cell(2, note=True)) == "(99, 512, 512)"
     assert nb.result(cell(3)) == "torch.Size([1, 99, 512, 512])"
 
 

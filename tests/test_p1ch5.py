@@ -6,9 +6,12 @@ last printed digit by one float32 step; only those comparisons carry a tolerance
 """
 
 import re
+from pathlib import Path
 
+import nbformat
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 PARAMS = "p1ch5/1_parameter_estimation.ipynb"
 AUTOGRAD = "p1ch5/2_autograd.ipynb"
 OPTIM = "p1ch5/3_optimizers.ipynb"
@@ -155,11 +158,11 @@ def test_single_optimizer_steps(optim_nb):
 
 
 def test_sgd_optimizer_loop_matches_hand_written_descent(optim_nb):
-    text = optim_nb.text("# In[10]\n")
+    text = optim_nb.text("# In[10]: ")
     book = {500: 7.860118, 1000: 3.828538, 1500: 3.092191, 2000: 2.957697, 2500: 2.933134,
             3000: 2.928648, 3500: 2.927830, 4000: 2.927680, 4500: 2.927651, 5000: 2.927648}
     assert_losses(epoch_losses(text), book)
-    assert tensor_values(optim_nb.result("# In[10]\n")) == [5.3671, -17.3012]
+    assert tensor_values(optim_nb.result("# In[10]: ")) == [5.3671, -17.3012]
 
 
 def test_adam_on_raw_inputs(optim_nb):
@@ -168,12 +171,23 @@ def test_adam_on_raw_inputs(optim_nb):
     assert tensor_values(optim_nb.result("# In[11]\n")) == [0.5367, -17.3021]
 
 
-def test_split_is_a_9_2_partition_holding_out_the_books_readings(optim_nb):
-    train = tensor_values(optim_nb.result("# In[12]\n"), 0)
-    val = tensor_values(optim_nb.result("# In[12]\n"), 1)
-    assert len(train) == 9 and len(val) == 2
-    assert sorted(train + val) == list(range(11))
-    assert val == [2, 10]  # the seed was picked for this; the rest of the numbers then follow the book
+BOOK_SPLIT = [9, 6, 5, 8, 4, 7, 0, 1, 3], [2, 10]  # the book's Out[12]
+
+
+def test_split_is_the_books_permutation(optim_nb):
+    """The seed was searched for this: its one `randperm(11)` draws the book's split, in the book's order."""
+    printed = optim_nb.result("# In[12]\n")
+    assert (tensor_values(printed, 0), tensor_values(printed, 1)) == BOOK_SPLIT
+
+
+def test_the_split_seed_draws_the_books_permutation_on_this_torch():
+    """Without running the notebook: the seed of In[12], on the installed PyTorch (both ends are tested)."""
+    torch = pytest.importorskip("torch")
+    nb = nbformat.read(ROOT / OPTIM, as_version=4)
+    (split,) = [c.source for c in nb.cells if c.source.startswith("# In[12]\n")]
+    torch.manual_seed(int(re.search(r"torch\.manual_seed\((\d+)\)", split).group(1)))
+    permutation = torch.randperm(11).tolist()
+    assert (permutation[:-2], permutation[-2:]) == BOOK_SPLIT
 
 
 BOOK_OUT_15 = """\
@@ -190,8 +204,13 @@ Epoch 3000, Training loss 3.0125, Validation loss 3.5756
 
 
 def test_training_with_validation_matches_the_book(optim_nb):
+    """The book's losses to their last printed digit, give or take one step of it (float32 sums: the committed
+    run prints 3.6278 for the book's 3.6279 at epoch 2500)."""
     text = optim_nb.text("# In[15]\n")
-    assert text.startswith(BOOK_OUT_15)
+    printed = [float(x) for x in re.findall(r"loss (\d+\.\d+)", text)]
+    book = [float(x) for x in re.findall(r"loss (\d+\.\d+)", BOOK_OUT_15)]
+    assert re.sub(r"\d+\.\d+", "X", text).startswith(re.sub(r"\d+\.\d+", "X", BOOK_OUT_15))
+    assert printed[: len(book)] == pytest.approx(book, abs=1.5e-4)
     assert tensor_values(optim_nb.result("# In[15]\n")) == [5.1964, -16.7512]
     # In[16] (validation under no_grad, its assert inside the loop) reruns the same numbers
     rerun = optim_nb.text("requires_grad=True)\noptimizer = optim.SGD([params], lr=1e-2)")

@@ -39,7 +39,7 @@ def nn_nb(executed_notebook):
 
 def test_batched_data_and_split(nn_nb):
     assert nn_nb.result("# In[2]\n") == "torch.Size([11, 1])"
-    train, val = [numbers(t) for t in re.findall(r"tensor\(\[(.*?)\]\)", nn_nb.result("# In[3]\n"))]
+    train, val = [numbers(t) for t in re.findall(r"tensor\(\[(.*?)\]\)", nn_nb.result("# In[3]: "))]
     assert len(train) == 9 and len(val) == 2 and sorted(train + val) == list(range(11))
 
 
@@ -49,14 +49,14 @@ def test_linear_module_outputs_a_batch(nn_nb):
     weight = nn_nb.result("# In[6]\n")
     assert weight.startswith("Parameter containing:\ntensor([[") and "requires_grad=True" in weight
     single = numbers(nn_nb.result("# In[8]\n"))[0]
-    batch = numbers(nn_nb.result("# In[9]\n"))
+    batch = numbers(nn_nb.result("# In[9]: "))
     assert len(batch) == 10 and set(batch) == {single}
     w, b = numbers(weight)[0], numbers(nn_nb.result("# In[7]\n"))[0]
     assert single == pytest.approx(w + b, abs=2e-4)  # the module computes w * 1 + b
     assert nn_nb.result("# In[12]\n").count("Parameter containing:") == 2
 
 
-@pytest.mark.parametrize("cell", ["# In[14]\n", "# In[15]\n"])
+@pytest.mark.parametrize("cell", ["# In[14]: ", "# In[15]\n"])
 def test_linear_model_trains_to_the_books_fit(nn_nb, cell):
     text = nn_nb.text(cell)
     losses = epoch_losses(text)
