@@ -56,9 +56,11 @@ def _is_first_run(item):
 # Tests of the repository's own tools and files (harness, fetcher, publisher, GPU check, workflow, conventions):
 # they do not depend on the package versions, so the newest end runs them and `make test-oldest`/`test-hosted`
 # deselect them (-m "not tooling"), as they do nbval's second pass over every cell.
-TOOLING = {"book_run", "cifar10_in_ci", "contributing", "cyclegan_in_place", "fetch", "first_run", "gpu_check",
-           "harness", "notebook_conventions", "portability", "publish", "rerun", "windows_paths", "without_shared",
-           "workflow", "working_directory"}
+TOOLING = set(
+    "book_listings book_run cifar10_in_ci contributing cyclegan_in_place fetch first_run gpu_check harness "
+    "notebook_conventions portability publish readme_claims rerun windows_paths without_shared workflow "
+    "working_directory".split()
+)
 
 
 def pytest_collection_modifyitems(session, config, items):
