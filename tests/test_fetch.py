@@ -644,7 +644,8 @@ def test_manifest_is_validated_on_load(tmp_path, capsys, row, line_error):
 def test_manifest_missing_file_or_column(tmp_path, capsys):
     assert F.fetch((), tmp_path / "data", None, manifest=tmp_path / "nope.tsv") == 2
     assert f"cannot read the manifest {tmp_path / 'nope.tsv'}" in capsys.readouterr().err
-    (tmp_path / "m.tsv").write_text("path\tsize\tsha256\turl\np1ch9/a\t3\t" + GOOD_SHA + "\thttp://x/a\n")
+    row = "p1ch9/a\t3\t" + GOOD_SHA + "\thttp://x/a\n"
+    (tmp_path / "m.tsv").write_text("path\tsize\tsha256\turl\n" + row, encoding="utf-8")
     assert F.fetch((), tmp_path / "data", None, manifest=tmp_path / "m.tsv") == 2
     assert "line 1: the header must be the tab-separated columns path size sha256 url git_blob" in (
         capsys.readouterr().err
