@@ -52,15 +52,11 @@ test: data lint
 	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 	$(BIN)/python .ci/tested_versions.py record > $(VENV)/tested-versions.txt
 
-# The oldest end and Colab's set run what depends on the package versions: every notebook, its outputs checked,
-# and every test but those of the repository's own tools; the newest end also runs each notebook cell a second
-# time (tests/nbval_rerun.py) and the tooling tests. All three: .ci/run.
-VERSIONS_ONLY = -p no:nbval_rerun -m "not tooling"
 test-oldest:
-	$(MAKE) test VENV=.venv-oldest REQUIREMENTS=requirements-oldest.txt PYTEST_ARGS='$(VERSIONS_ONLY) $(PYTEST_ARGS)'
+	$(MAKE) test VENV=.venv-oldest REQUIREMENTS=requirements-oldest.txt
 
 test-hosted:
-	$(MAKE) test VENV=.venv-hosted REQUIREMENTS=requirements-colab.txt PYTEST_ARGS='$(VERSIONS_ONLY) $(PYTEST_ARGS)'
+	$(MAKE) test VENV=.venv-hosted REQUIREMENTS=requirements-colab.txt
 
 # Follow Colab: regenerate requirements-colab.txt from the package list Google publishes for its runtime
 # (googlecolab/backend-info's pip-freeze.gpu.txt), e.g. make hosted-pins FREEZE=../shared/hosted/colab-pip-freeze.gpu.txt

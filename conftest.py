@@ -53,20 +53,7 @@ def _is_first_run(item):
     return _is_nbval_cell(item) and not isinstance(item, CellReRun)
 
 
-# Tests of the repository's own tools and files (harness, fetcher, publisher, GPU check, workflow, conventions):
-# they do not depend on the package versions, so the newest end runs them and `make test-oldest`/`test-hosted`
-# deselect them (-m "not tooling"), as they do nbval's second pass over every cell.
-TOOLING = set(
-    "book_listings book_run cifar10_in_ci contributing cyclegan_in_place fetch first_run gpu_check harness "
-    "notebook_conventions portability publish readme_claims rerun windows_paths without_shared workflow "
-    "working_directory".split()
-)
-
-
 def pytest_collection_modifyitems(session, config, items):
-    for item in items:
-        if Path(str(item.fspath)).stem.removeprefix("test_") in TOOLING:
-            item.add_marker(pytest.mark.tooling)
     # Notebooks run first, so the focused tests can reuse their outputs.
     items.sort(key=lambda item: 0 if _is_nbval_cell(item) else 1)
 
