@@ -16,14 +16,11 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canonical
 
 ROOT = Path(__file__).resolve().parents[1]
 NOT_HOSTED = {"jupyterlab"}  # Colab's own front end stands in for it
 FOLLOWS_TORCH = re.compile(r"nvidia-|cuda-|triton$")  # CUDA libraries: each torch release pins its own
-
-
-def canonical(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def read_freeze(path):
