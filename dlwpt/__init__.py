@@ -36,6 +36,7 @@ DATA_DIR = REPO_ROOT / "data"
 
 DEVICE_ENV = "DLWPT_DEVICE"
 QUICK_ENV = "DLWPT_QUICK"
+DATA_ENV = "DLWPT_DATA"  # another data folder for require_data (the tests point chapter 2 at stand-in weights)
 
 
 def get_device():
@@ -158,7 +159,7 @@ def require_chapter_folder(chapter=None):
 def require_data(prefix, data_dir=None):
     """Check that every manifest file under ``prefix`` is present in ``data/``.
 
-    Returns ``data/<prefix>``. A missing file raises a
+    Returns ``data/<prefix>`` (``$DLWPT_DATA/<prefix>`` when that is set). A missing file raises a
     ``FileNotFoundError`` that names the file and the command that fetches it.
     (Presence and size are checked here; ``python -m dlwpt.fetch`` checks SHA-256.)
     Unless ``data_dir`` is an absolute path, the notebook must also run in a chapter
@@ -168,7 +169,7 @@ def require_data(prefix, data_dir=None):
 
     if data_dir is None or not Path(data_dir).is_absolute():
         require_chapter_folder(prefix.split("/")[0])
-    data_dir = Path(data_dir) if data_dir is not None else DATA_DIR
+    data_dir = Path(data_dir if data_dir is not None else os.environ.get(DATA_ENV) or DATA_DIR)
     # Optional files (the CycleGAN weights) count only when asked for by name.
     entries = [e for e in load_manifest() if under(e.path, prefix) and (e.path == prefix or not e.optional)]
     if not entries:
