@@ -1,33 +1,40 @@
-# The two commands of the README:
-#   make lab    set up the environment, fetch the data, start JupyterLab
-#   make test   set up the environment, fetch the data, lint, run every test
-# Offline with a local copy of the data: add MIRROR=/path/to/data-mirror
-# (or set DLWPT_DATA_MIRROR).
-#   make test-oldest   the same tests with the oldest releases requirements.txt allows
-#                      (pinned in requirements-oldest.txt, in .venv-oldest)
+# The two commands of the README and CONTRIBUTING.md:
+#   make lab    set up .venv with what the notebooks need (requirements.txt), fetch the data, start JupyterLab
+#   make test   the same plus the maintainers' tools (requirements-dev.txt); lint, run every test
+# Offline with a local copy of the data: add MIRROR=/path/to/data-mirror (or set DLWPT_DATA_MIRROR).
+#   make test-oldest   the same tests with the oldest releases allowed (requirements-oldest.txt, in .venv-oldest)
 #   make test-hosted   the same tests with Colab's package set (requirements-colab.txt, in .venv-hosted)
 
 PYTHON ?= python3
 VENV   ?= .venv
 REQUIREMENTS ?= requirements.txt
+DEV_REQUIREMENTS := requirements-dev.txt
 BIN    := $(VENV)/bin
 MIRROR ?= $(DLWPT_DATA_MIRROR)
 FETCH_FLAGS := $(if $(MIRROR),--mirror $(MIRROR))
+NEW_VENV = $(PYTHON) -m venv $(VENV) && $(BIN)/python -m pip install -q --upgrade pip
 
 .PHONY: requirements setup data lab lint test test-oldest test-hosted hosted-pins versions bench gpu-check clean
 
+# What the notebooks need (make lab) ...
 $(BIN)/.requirements: $(REQUIREMENTS)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip
+	$(NEW_VENV)
 	$(BIN)/python -m pip install -r $(REQUIREMENTS)
 	touch $@
+
+# ... and with the maintainers' tools (make test), in one pip run that stands for the first as well.
+$(BIN)/.requirements-dev: $(REQUIREMENTS) $(DEV_REQUIREMENTS)
+	$(NEW_VENV)
+	$(BIN)/python -m pip install -r $(REQUIREMENTS) -r $(DEV_REQUIREMENTS)
+	touch $(BIN)/.requirements $@
 
 $(BIN)/.installed: $(BIN)/.requirements pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps -e .
 	touch $@
 
-# requirements: the packages only (.ci/run installs both ends' side by side); setup: and the helper package dlwpt
-requirements: $(BIN)/.requirements
+# requirements: the packages of a test run (.ci/run installs the configurations side by side);
+# setup: what make lab needs, and the helper package dlwpt
+requirements: $(BIN)/.requirements-dev
 setup: $(BIN)/.installed
 
 data: setup
@@ -39,7 +46,7 @@ LAB_FLAGS = $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: data
 	$(BIN)/jupyter lab $(LAB_FLAGS)
 
-lint: setup
+lint: requirements setup
 	$(BIN)/ruff check .
 	$(BIN)/actionlint
 
@@ -48,7 +55,7 @@ lint: setup
 # written to $(VENV)/tested-versions.txt.
 # PYTEST_ARGS=--real-downloads: the real pretrained weights instead of the stand-ins (needs the internet).
 JOBS ?= auto
-test: data lint
+test: requirements data lint
 	$(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 	$(BIN)/python .ci/tested_versions.py record > $(VENV)/tested-versions.txt
 
@@ -61,12 +68,12 @@ test-hosted:
 # Follow Colab: regenerate requirements-colab.txt from the package list Google publishes for its runtime
 # (googlecolab/backend-info's pip-freeze.gpu.txt), e.g. make hosted-pins FREEZE=../shared/hosted/colab-pip-freeze.gpu.txt
 FREEZE ?= ../shared/hosted/colab-pip-freeze.gpu.txt
-hosted-pins: setup
+hosted-pins: requirements setup
 	$(BIN)/python .ci/hosted_pins.py $(FREEZE) > requirements-colab.txt
 
-# Rewrite the README's table of tested versions from the last `make test`, `make test-hosted`, `make test-oldest`.
-versions:
-	$(PYTHON) .ci/tested_versions.py readme .venv-oldest/tested-versions.txt .venv-hosted/tested-versions.txt \
+# Rewrite CONTRIBUTING.md's table of tested versions from the last `make test`, `make test-hosted`, `make test-oldest`.
+versions: setup
+	$(BIN)/python .ci/tested_versions.py table .venv-oldest/tested-versions.txt .venv-hosted/tested-versions.txt \
 		.venv/tested-versions.txt
 
 bench: setup
