@@ -1,121 +1,29 @@
-"""Project files that must stay in step with each other."""
+"""The requirement files and what is built from them stay in step: the oldest pins are the floors, the Colab pins
+are Colab's releases, the tested-versions table and this very environment lie inside the ranges, conda's file
+names the readers' packages."""
 
 import re
+import runpy
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
+import yaml
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from dlwpt.doctor import HOSTED_SKIP
+from dlwpt.doctor import HOSTED_SKIP, read_requirements
 
 ROOT = Path(__file__).resolve().parents[1]
-CONDA_NAMES = {"pytorch": "torch"}  # conda-forge name -> pip name
+READERS = dict(read_requirements(ROOT / "requirements.txt"))
+DEV = dict(read_requirements(ROOT / "requirements-dev.txt"))  # the maintainers' tools
+RANGES = {**READERS, **DEV}
+FREEZE = ROOT.parent / "shared/hosted/colab-pip-freeze.gpu.txt"  # the package list Google publishes for Colab
 
 
-def requirement_specs(lines):
-    specs = {}
-    for line in lines:
-        line = line.split("#")[0].strip()
-        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)\s*([<>=!~,.\d\s]*)", line)
-        if m:
-            specs[m.group(1).lower()] = m.group(2).replace(" ", "")
-    return specs
-
-
-def test_environment_yml_and_requirements_name_the_same_packages():
-    pip = requirement_specs((ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines())
-    conda_lines = []
-    text = (ROOT / "environment.yml").read_text(encoding="utf-8")
-    for line in text.split("dependencies:", 1)[1].splitlines():
-        m = re.match(r"\s+- ([A-Za-z][^=<>\s]*)([<>=].*)?$", line)
-        if m and m.group(1) not in {"python", "pip"} and not line.strip().startswith("- -"):
-            name = CONDA_NAMES.get(m.group(1), m.group(1))
-            conda_lines.append(name + (m.group(2) or ""))
-    conda = requirement_specs(conda_lines)
-    assert len(pip) >= 15
-    assert conda == pip
-
-
-def test_gitignore_keeps_downloads_out():
-    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
-    for pattern in ["data/*", "data-unversioned/", ".venv*/", "outputs/"]:
-        assert pattern in ignored
-
-
-def test_ci_runs_the_readme_test_command():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    ci = (ROOT / ".ci/run").read_text(encoding="utf-8")
-    assert "make test" in readme and "make test MIRROR=" in ci
-
-
-def read_specs(name):
-    return requirement_specs((ROOT / name).read_text(encoding="utf-8").splitlines())
-
-
-def test_oldest_pins_are_the_floors_of_the_ranges():
-    """requirements-oldest.txt pins, for every package, exactly the lower bound requirements.txt promises."""
-    ranges, oldest = read_specs("requirements.txt"), read_specs("requirements-oldest.txt")
-    assert set(oldest) == set(ranges)
-    for name, spec in ranges.items():
-        floor = re.search(r">=([\d.]+)", spec)
-        assert floor, f"{name}: requirements.txt gives no floor"
-        assert oldest[name] == "==" + floor.group(1), f"{name}: pinned {oldest[name]}, floor {floor.group(1)}"
-
-
-def readme_tested_versions():
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    table = text.split("<!-- tested-versions:begin -->", 1)[1].split("<!-- tested-versions:end -->", 1)[0]
-    rows = [[cell.strip() for cell in line.split("|")[1:5]] for line in table.strip().splitlines()[2:]]
-    return {name: (old, hosted, new) for name, old, hosted, new in rows}
-
-
-def test_readme_lists_every_tested_version_set():
-    """The README's table (written by `make versions` from real runs): oldest end, Colab's set, newest end."""
-    ranges, oldest, hosted = read_specs("requirements.txt"), read_specs("requirements-oldest.txt"), hosted_pins()
-    table = readme_tested_versions()
-    assert set(table) == {"python", *ranges}
-    for name, (old, colab, new) in table.items():
-        if name == "python":
-            continue
-        assert Version(old) == Version(oldest[name].removeprefix("==")), f"{name}: oldest tested {old}"
-        assert Version(new) in SpecifierSet(ranges[name]), f"{name}: newest tested {new} outside {ranges[name]}"
-        if name in hosted:
-            assert Version(colab) == Version(hosted[name]), f"{name}: tested {colab}, pinned {hosted[name]}"
-        else:
-            assert colab == "-" or Version(colab) in SpecifierSet(ranges[name]), f"{name}: {colab} on Colab's set"
-
-
-def hosted_pins():
-    """{name: version} of the exact pins in requirements-colab.txt."""
-    specs = read_specs("requirements-colab.txt")
-    return {name: spec[2:] for name, spec in specs.items() if spec.startswith("==")}
-
-
-def colab_freeze():
-    """{name: release} from the package list Google publishes for Colab (../shared/hosted), local tags dropped."""
-    path = ROOT.parent / "shared/hosted/colab-pip-freeze.gpu.txt"
-    lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else pytest.skip(f"no {path}")
-    return {canonicalize_name(n): v.split("+")[0] for n, v in (line.split("==", 1) for line in lines if "==" in line)}
-
-
-def test_hosted_pins_are_colabs_versions():
-    """requirements-colab.txt (make hosted-pins) names every package the notebooks and tests use, at Colab's version."""
-    pins, colab = hosted_pins(), colab_freeze()
-    ranged = read_specs("requirements-colab.txt")
-    assert set(read_specs("requirements.txt")) - set(ranged) == {"jupyterlab"}  # Colab's front end stands in
-    assert len(pins) >= 40
-    for name, pinned in pins.items():
-        assert colab.get(canonicalize_name(name)) == pinned, f"{name}=={pinned}, Colab has {colab.get(name)}"
-    for name, spec in ranged.items():  # what Colab lacks keeps requirements.txt's range
-        assert spec.startswith("==") or canonicalize_name(name) not in colab, name
-
-
-def in_hosted_configuration():
-    """True when this run's packages are requirements-colab.txt's (`make test-hosted`)."""
-    return all(installed(name) == pinned for name, pinned in hosted_pins().items())
+def pins(name):
+    return {package: spec[2:] for package, spec in read_requirements(ROOT / name) if spec.startswith("==")}
 
 
 def installed(name):
@@ -125,11 +33,52 @@ def installed(name):
         return None
 
 
+def test_environment_yml_names_the_readers_packages_and_ranges(tmp_path):
+    conda = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))["dependencies"]
+    listed = [d for d in conda if isinstance(d, str) and not d.startswith(("python", "pip"))]
+    (tmp_path / "conda.txt").write_text("\n".join(listed).replace("pytorch", "torch"), encoding="utf-8")
+    assert dict(read_requirements(tmp_path / "conda.txt")) == READERS and not set(READERS) & set(DEV)
+
+
+def test_oldest_pins_are_the_floors_of_the_ranges():
+    assert pins("requirements-oldest.txt") == {name: re.search(r">=([\d.]+)", spec)[1] for name, spec in RANGES.items()}
+
+
+def test_hosted_pins_are_colabs_releases():
+    if not FREEZE.is_file():
+        pytest.skip(f"no {FREEZE}")
+    hosted = runpy.run_path(str(ROOT / ".ci/hosted_pins.py"))  # make hosted-pins
+    ours = hosted["pins"](FREEZE).split("# what they pull in")[0]  # ours at Colab's release, or our range if none
+    assert (ROOT / "requirements-colab.txt").read_text(encoding="utf-8").startswith(ours)
+    colab, pinned = hosted["read_freeze"](FREEZE), pins("requirements-colab.txt")
+    assert len(pinned) >= 40 and all(colab.get(canonicalize_name(name)) == v for name, v in pinned.items())
+
+
+def test_tested_versions_table_lies_at_the_pins_and_inside_the_ranges():
+    """CONTRIBUTING.md's table, written by `make versions` from real runs: oldest end, Colab's set, newest end."""
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    table = text.split("<!-- tested-versions:begin -->")[1].split("<!-- tested-versions:end -->")[0]
+    rows = {cells[0]: cells[1:] for line in table.strip().splitlines()[2:] for cells in [line.strip("| ").split(" | ")]}
+    assert set(rows) == {"python", *RANGES}
+    del rows["python"]
+    oldest, hosted = pins("requirements-oldest.txt"), pins("requirements-colab.txt")
+    for name, (old, colab, new) in rows.items():
+        assert Version(old) == Version(oldest[name]) and Version(new) in SpecifierSet(RANGES[name]), name
+        if name in hosted:
+            assert Version(colab) == Version(hosted[name]), name
+        else:  # not in Colab's list: our range, or not installed there (JupyterLab)
+            assert colab == "-" or Version(colab) in SpecifierSet(RANGES[name]), name
+
+
 def test_installed_versions_are_inside_the_ranges():
-    """This very run is at one end of the ranges or between them, never outside; on Colab's set, the pins exactly."""
-    hosted = in_hosted_configuration()
-    for name, spec in read_specs("requirements.txt").items():
-        if hosted and name in HOSTED_SKIP:  # Colab's own Jupyter (ipykernel 6.17.1, no JupyterLab)
+    """This run is at one end of the ranges or between them; in Colab's set, Colab's Jupyter and test tools."""
+    colab = all(installed(name) == v for name, v in pins("requirements-colab.txt").items())
+    for name, spec in RANGES.items():
+        if (colab and name in HOSTED_SKIP) or (name in DEV and installed(name) is None):
             continue
-        have = installed(name)
-        assert have and Version(have) in SpecifierSet(spec), f"{name} {have} not in {spec}"
+        assert installed(name) and Version(installed(name)) in SpecifierSet(spec), f"{name} {installed(name)} {spec}"
+
+
+def test_gitignore_keeps_downloads_out():
+    ignored = (ROOT / ".gitignore").read_text(encoding="utf-8").splitlines()
+    assert {"data/*", "data-unversioned/", ".venv*/", "outputs/"} <= set(ignored)

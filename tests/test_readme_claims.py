@@ -1,8 +1,8 @@
-"""What the chapter READMEs and the notebooks claim, checked against the notebooks' committed outputs and the data
-manifest.
+"""What the READMEs and the notebooks claim, checked against the notebooks and the data manifest.
 
-- A figure a README quotes (a number with two or more decimals) of a chapter with committed outputs is printed by
-  one of that chapter's notebooks or by the book: a README can compare the two, never state a third value.
+- The README opens every notebook in Colab and Kaggle, with the links of the notebook's own badges.
+- A figure a chapter README quotes (a number with two or more decimals) of a chapter with committed outputs is
+  printed by one of that chapter's notebooks or by the book: a README can compare the two, never state a third value.
 - Every `../data/...` path a notebook reads is guarded: an earlier cell (or the same one) calls `require_data`
   on it or a folder above it, which stops with the fetch command when the file is missing.
 """
@@ -23,6 +23,14 @@ FIGURE = re.compile(r"(?<![\w.])-?\d+\.\d{2,}(?![\w.])")  # 5.4276, -17.9451; no
 DATA_PATH = re.compile(r"""['"]\.\./data/([^'"]+)['"]""")
 # Figures a README works out in its own explanation (not printed anywhere), each with where it is explained.
 WORKED_OUT = {"p1ch4": {"0.48985", "0.0013418"}}  # why wine cell 12 prints 1.34e-03: a column mean, float64
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_readme_opens_every_notebook_in_colab_and_kaggle(path):
+    title = nbformat.read(path, as_version=4).cells[0].source
+    badges = re.findall(r"\]\((https://(?:colab\.research\.google|kaggle)\.com/[^)]+\.ipynb)\)", title)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(badges) == 2 and all(f"]({url})" in readme for url in badges), f"README: no Colab/Kaggle link for {path}"
 
 
 def committed_text(path):
