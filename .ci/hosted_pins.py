@@ -1,13 +1,11 @@
-"""Pins for the hosted configuration: Colab's versions of every package the notebooks and tests use.
+"""Pins for the hosted configuration: Colab's releases of every package the notebooks and tests use.
 
     .venv/bin/python .ci/hosted_pins.py ../shared/hosted/colab-pip-freeze.gpu.txt > requirements-colab.txt
 
-FREEZE is the `pip freeze` list Google publishes for Colab's runtime (googlecolab/backend-info,
-pip-freeze.gpu.txt). Each package of requirements.txt and requirements-dev.txt, and each package they
-pull in (read from the metadata of the environment this runs in), is pinned at Colab's release when
-Colab has it (`2.11.0+cu128` -> `2.11.0`: the same release, CPU build here). A package Colab lacks keeps
-its range: the setup cell installs pydicom there, the test tools are ours. JupyterLab is left out:
-Colab serves its own front end.
+The argument is the `pip freeze` list Google publishes for Colab's runtime (googlecolab/backend-info). Each
+package of requirements.txt and requirements-dev.txt, and what they pull in (as installed here), is pinned at
+Colab's release (`2.11.0+cu128` -> `2.11.0`, a CPU build here); one Colab lacks keeps its range (the setup cell
+installs pydicom there; the test tools are ours). JupyterLab is left out: Colab serves its own front end.
 """
 
 import re

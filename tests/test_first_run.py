@@ -3,7 +3,6 @@
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import nbformat
@@ -16,9 +15,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CH7 = ["p1ch7/1_datasets.ipynb", "p1ch7/2_birds_airplanes.ipynb", "p1ch7/exercises_solutions.ipynb"]
 
 
-# --- make lab ------------------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize("user_id, flags", [(0, ["--allow-root"]), (1000, [])])
 def test_make_lab_installs_only_the_readers_packages_and_passes_allow_root_for_root_only(tmp_path, user_id, flags):
     fake = tmp_path / "id"  # `id -u` as that user
@@ -28,15 +24,6 @@ def test_make_lab_installs_only_the_readers_packages_and_passes_allow_root_for_r
     assert "-m pip install -r requirements.txt\n" in out and "requirements-dev" not in out
     (line,) = [line for line in out.splitlines() if "jupyter lab" in line]
     assert line.split() == [".venv/bin/jupyter", "lab", *flags]
-
-
-# --- chapter 7 without internet ----------------------------------------------------------------------------------
-
-
-def closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def first_data_cells(notebook):
@@ -70,19 +57,15 @@ def test_chapter7_offline_stops_at_its_first_data_cell_saying_where_to_put_the_a
     nb.cells = nb.cells[: nb.cells.index(book_cell) + 1]  # stop after the book's download cell
 
     # no stand-in: a fresh IPython profile (no startup file) and no stand-in root; the copy's helper package
-    monkeypatch.delenv("DLWPT_CIFAR_STANDIN", raising=False)
-    monkeypatch.setenv("IPYTHONDIR", str(tmp_path / "ipython"))
-    monkeypatch.setenv("PYTHONPATH", str(repo))
-    for name, value in offline_env(closed_port()).items():
+    env = {**offline_env(), "IPYTHONDIR": str(tmp_path / "ipython"), "PYTHONPATH": str(repo), "MPLBACKEND": "Agg"}
+    for name, value in env.items():
         monkeypatch.setenv(name, value)
-    for name in ["all_proxy", "ALL_PROXY"]:
+    for name in ["DLWPT_CIFAR_STANDIN", "all_proxy", "ALL_PROXY"]:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MPLBACKEND", "Agg")
 
     where = {"metadata": {"path": str(repo / "p1ch7")}}
-    client = NotebookClient(nb, timeout=300, kernel_name="python3", resources=where)
     with pytest.raises(CellExecutionError) as failure:
-        client.execute()
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources=where).execute()
 
     ran = [c for c in nb.cells if c.cell_type == "code" and c.execution_count is not None]
     assert ran[-1] is guard and book_cell.execution_count is None  # stopped there, before the book's cell

@@ -1,10 +1,9 @@
-"""The requirement files and what is built from them stay in step: the oldest pins are the floors, the Colab pins
-are Colab's releases, the tested-versions table and this very environment lie inside the ranges, conda's file
-names the readers' packages."""
+"""The requirement files and what is made of them stay in step: oldest pins at the floors, Colab's releases in the
+hosted pins, the tested versions and this very run inside the ranges, conda's file with the readers' packages."""
 
 import re
 import runpy
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import distributions
 from pathlib import Path
 
 import pytest
@@ -26,14 +25,7 @@ def pins(name):
     return {package: spec[2:] for package, spec in read_requirements(ROOT / name) if spec.startswith("==")}
 
 
-def installed(name):
-    try:
-        return version(name)
-    except PackageNotFoundError:
-        return None
-
-
-def test_environment_yml_names_the_readers_packages_and_ranges(tmp_path):
+def test_environment_yml_has_the_readers_packages_and_ranges(tmp_path):
     conda = yaml.safe_load((ROOT / "environment.yml").read_text(encoding="utf-8"))["dependencies"]
     listed = [d for d in conda if isinstance(d, str) and not d.startswith(("python", "pip"))]
     (tmp_path / "conda.txt").write_text("\n".join(listed).replace("pytorch", "torch"), encoding="utf-8")
@@ -54,29 +46,29 @@ def test_hosted_pins_are_colabs_releases():
     assert len(pinned) >= 40 and all(colab.get(canonicalize_name(name)) == v for name, v in pinned.items())
 
 
-def test_tested_versions_table_lies_at_the_pins_and_inside_the_ranges():
+def test_tested_versions_are_the_pins_and_inside_the_ranges():
     """CONTRIBUTING.md's table, written by `make versions` from real runs: oldest end, Colab's set, newest end."""
-    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
-    table = text.split("<!-- tested-versions:begin -->")[1].split("<!-- tested-versions:end -->")[0]
-    rows = {cells[0]: cells[1:] for line in table.strip().splitlines()[2:] for cells in [line.strip("| ").split(" | ")]}
-    assert set(rows) == {"python", *RANGES}
-    del rows["python"]
+    table = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8").split("<!-- tested-versions:begin -->")[1]
+    lines = table.split("<!-- tested-versions:end -->")[0].strip().splitlines()[3:]  # after the header and python
+    rows = {cells[0]: cells[1:] for cells in (line.strip("| ").split(" | ") for line in lines)}
     oldest, hosted = pins("requirements-oldest.txt"), pins("requirements-colab.txt")
+    assert list(rows) == list(RANGES)
     for name, (old, colab, new) in rows.items():
         assert Version(old) == Version(oldest[name]) and Version(new) in SpecifierSet(RANGES[name]), name
         if name in hosted:
             assert Version(colab) == Version(hosted[name]), name
-        else:  # not in Colab's list: our range, or not installed there (JupyterLab)
+        else:  # Colab lacks it: our range, or not installed (JupyterLab)
             assert colab == "-" or Version(colab) in SpecifierSet(RANGES[name]), name
 
 
 def test_installed_versions_are_inside_the_ranges():
-    """This run is at one end of the ranges or between them; in Colab's set, Colab's Jupyter and test tools."""
-    colab = all(installed(name) == v for name, v in pins("requirements-colab.txt").items())
+    """This run is at one end of the ranges or between them; in Colab's set, save Colab's Jupyter and test tools."""
+    have = {canonicalize_name(d.metadata["Name"]): d.version for d in distributions()}
+    colab = all(have.get(canonicalize_name(name)) == v for name, v in pins("requirements-colab.txt").items())
     for name, spec in RANGES.items():
-        if (colab and name in HOSTED_SKIP) or (name in DEV and installed(name) is None):
+        if (colab and name in HOSTED_SKIP) or (name in DEV and name not in have):
             continue
-        assert installed(name) and Version(installed(name)) in SpecifierSet(spec), f"{name} {installed(name)} {spec}"
+        assert name in have and Version(have[name]) in SpecifierSet(spec), f"{name} {have.get(name)} not in {spec}"
 
 
 def test_gitignore_keeps_downloads_out():
