@@ -15,7 +15,7 @@ import pytest
 
 import dlwpt
 from tests import test_notebook_conventions as conventions
-from tests.shared import shared_file
+from tests.harness import shared_file
 
 ROOT = Path(__file__).resolve().parents[1]
 GUIDE = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")

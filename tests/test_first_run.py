@@ -11,7 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.shared import offline_env
+from tests.harness import offline_env
 
 ROOT = Path(__file__).resolve().parents[1]
 CH7 = ["p1ch7/1_datasets.ipynb", "p1ch7/2_birds_airplanes.ipynb", "p1ch7/exercises_solutions.ipynb"]
