@@ -260,20 +260,9 @@ def pytest_configure(config):
         standins.activate()
 
 
-def _notebook(item):
-    """The notebook key of an nbval item ("p1ch2/3_cyclegan.ipynb"), else None."""
-    return f"{item.path.parent.name}/{item.path.name}" if isinstance(item, IPyNbCell) else None
-
-
-def _chapter(item, chapter):
-    return item.path.parent.name == chapter or item.path.name.startswith(f"test_{chapter}")
-
-
 def _skip(items, reason):
     for item in items:
         item.add_marker(pytest.mark.skip(reason=reason))
-        if _notebook(item):
-            SKIPPED[str(Path(str(item.path)).resolve())] = reason
 
 
 def pytest_collection_modifyitems(session, config, items):
@@ -282,15 +271,14 @@ def pytest_collection_modifyitems(session, config, items):
     if not real:
         _skip([i for i in items if i.get_closest_marker("real_downloads")],
               f"needs the internet and the real downloads; run with {OPTION}")
-    chapter2 = [i for i in items if _chapter(i, "p1ch2")]
+    chapter2 = [i for i in items if i.path.parent.name == "p1ch2" or i.path.name == "test_p1ch2.py"]
     if chapter2 and not real and _state["dir"] is None:  # before any kernel starts: kernels inherit os.environ
         _state["dir"] = Path(tempfile.mkdtemp(prefix="dlwpt-ch2-standins-"))
-        env = standins.build_chapter2(_state["dir"])
-        _state["saved_env"] = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
+        _state["saved_env"] = {name: os.environ.get(name) for name in standins.CHAPTER2_ENV}
+        standins.build_chapter2(_state["dir"], os.environ)
     if chapter2 and not real and "DLWPT_DATA" not in os.environ and not standins.real_cyclegan_weights():
         why = f"no CycleGAN weights: data/ lacks them and there is no {standins.FACTS} for the stand-in"
-        _skip([i for i in chapter2 if _notebook(i) in CYCLEGAN_NOTEBOOKS], why)
+        _skip([i for i in chapter2 if f"p1ch2/{i.path.name}" in CYCLEGAN_NOTEBOOKS], why)
         SKIPPED.update({str((ROOT / key).resolve()): why for key in CYCLEGAN_NOTEBOOKS})  # for executed_notebook
     chapter7 = [i for i in items if i.path.parent.name == "p1ch7" or i.get_closest_marker("cifar10")]
     if (chapter7 and not os.environ.get(standins.ROOT_ENV) and not (standins.OFFICIAL_DIR / "batches.meta").is_file()

@@ -42,49 +42,21 @@ def test_makefile_has_the_gpu_check_target():
     assert "gpu-check" in next(line for line in makefile.splitlines() if line.startswith(".PHONY"))
 
 
-def _tiny_notebook(path):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import torch\nimport torch.nn as nn\nfrom dlwpt import get_device\n\n"
-            "device = get_device()\nmodel = nn.Linear(3, 2).to(device)\nmodels = {'small': nn.Linear(2, 1)}\n"
-            "out = model(torch.ones(4, 3, device=device))"
-        )
-    ]
-    nbformat.write(nb, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def cpu_proof(tmp_path_factory):
-    """The proof cell's report from a tiny notebook run with DLWPT_DEVICE=cpu."""
-    path = _tiny_notebook(tmp_path_factory.mktemp("proof") / "tiny.ipynb")
-    result = gpu_check.run_with_proof(path, "cpu", quick=True, env={})
-    assert result["error"] is None
-    return result["proof"]
-
-
-def test_proof_reports_where_the_models_really_are(cpu_proof):
-    assert cpu_proof["device"] == "cpu"
-    assert cpu_proof["modules"]["model"] == ["cpu"]
-    assert cpu_proof["modules"]["models['small']"] == ["cpu"]  # modules kept in a dict count too
-    assert cpu_proof["memory_bytes"] is None  # no GPU memory on a CPU run
-
-
-def test_a_cpu_run_fails_the_gpu_proof(cpu_proof):
-    problems = gpu_check.check_proof(cpu_proof, "cuda", ["model"])
-    assert any("'model' is on cpu, not cuda" in p for p in problems)
-    assert any("no cuda memory" in p for p in problems)
-    assert gpu_check.check_proof(cpu_proof, "mps", ["model"], needs_memory=False) == [
-        "model 'model' is on cpu, not mps"
-    ]
-
-
-def test_the_same_proof_passes_for_the_device_it_ran_on(cpu_proof):
-    assert gpu_check.check_proof(cpu_proof, "cpu", ["model"], needs_memory=False) == []
-    assert gpu_check.check_proof(cpu_proof, "cpu", ["missing"], needs_memory=False) == [
-        "model 'missing' not found in the kernel at the end"
-    ]
+def test_the_proof_tells_where_the_models_of_a_cpu_run_are(tmp_path):
+    """A tiny notebook run with DLWPT_DEVICE=cpu: its proof passes for the CPU and fails for a GPU."""
+    code = ("import torch\nimport torch.nn as nn\nfrom dlwpt import get_device\n\ndevice = get_device()\n"
+            "model = nn.Linear(3, 2).to(device)\nmodels = {'small': nn.Linear(2, 1)}\nout = model(torch.ones(4, 3))")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "tiny.ipynb")
+    result = gpu_check.run_with_proof(tmp_path / "tiny.ipynb", "cpu", quick=True, env={})
+    proof = result["proof"]
+    assert result["error"] is None and proof["device"] == "cpu" and proof["memory_bytes"] is None  # no GPU memory
+    assert proof["modules"]["model"] == ["cpu"] and proof["modules"]["models['small']"] == ["cpu"]  # dicts count
+    problems = gpu_check.check_proof(proof, "cuda", ["model"])
+    assert problems == ["model 'model' is on cpu, not cuda", "no cuda memory was allocated in the kernel"]
+    assert gpu_check.check_proof(proof, "mps", ["model"], needs_memory=False) == ["model 'model' is on cpu, not mps"]
+    assert gpu_check.check_proof(proof, "cpu", ["model"], needs_memory=False) == []
+    assert gpu_check.check_proof(proof, "cpu", ["missing"], needs_memory=False) == [
+        "model 'missing' not found in the kernel at the end"]
 
 
 def test_a_gpu_proof_passes_and_a_mixed_one_fails():

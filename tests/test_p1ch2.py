@@ -1,12 +1,11 @@
-"""Chapter 2 on a fresh run.
+"""Chapter 2 on a fresh run, every notebook in place (nbval runs them; these tests read its outputs).
 
-Offline (the default) the notebooks run on the stand-ins of tests/standins/pretrained.py:
-random weights and tiny random GPT-2/BLIP models under the real file names and repository
-ids. Tests on them check structure only (shapes, types, ranges) and say so; the book's
-figures that do not depend on trained weights (image sizes, parameter counts, the
-CycleGAN file's layout) are checked as such. ``pytest --real-downloads`` (internet needed)
-also runs the tests marked ``real_downloads``, which check the trained results.
-"""
+Offline (the default) the notebooks run on the stand-ins of tools/standins.py: random weights and tiny random
+GPT-2/BLIP models under the real file names and repository ids, and (DLWPT_DATA) random CycleGAN weights with the
+published file's layout. Tests on them check structure only (shapes, types, ranges) and say so; the book's figures
+that do not depend on trained weights (image sizes, parameter counts, the CycleGAN file's layout) are checked as
+such. ``pytest --real-downloads`` (internet needed) also runs the tests marked ``real_downloads``, which check the
+trained results."""
 
 import ast
 import hashlib

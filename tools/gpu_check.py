@@ -197,7 +197,7 @@ def check(notebooks, device_type, target, skip_cpu, ch2):
     folder = Path(tempfile.mkdtemp(prefix="dlwpt-gpu-check-"))
     try:
         if ch2 == "standins" and any(nb.startswith("p1ch2/") for nb in notebooks):
-            env = standins.build_chapter2(folder / "ch2")  # TORCH_HOME, HF_HOME, DLWPT_DATA, ... for the kernels
+            standins.build_chapter2(folder / "ch2", env)  # TORCH_HOME, HF_HOME, DLWPT_DATA, ... for the kernels
         for nb in notebooks:
             if nb.startswith("p1ch2/") and ch2 == "skip":
                 rows.append({"notebook": nb, "device": target, "status": "skipped (--ch2 skip)"})

@@ -417,11 +417,12 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
     return base
 
 
-def build_chapter2(base):
-    """Build chapter 2's stand-ins in the new folder ``base``; return the environment variables pointing at them
-    (``DLWPT_DATA`` only where data/ lacks the real CycleGAN weights and ../shared has their facts)."""
+def build_chapter2(base, env):
+    """Build chapter 2's stand-ins in the new folder ``base``; first set in ``env`` (os.environ for this process:
+    huggingface_hub reads it once, on import) the variables pointing at them (``DLWPT_DATA`` only where data/
+    lacks the real CycleGAN weights and ../shared has their facts)."""
     torch_home, hf_home = base / "torch", base / "hf"
-    env = dict(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
+    env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     make_torchvision_weights(torch_home / "hub" / "checkpoints")
     make_hub_repo(torch_home / "hub" / hub_cache_folder(vision_hub_repo()))
@@ -434,12 +435,11 @@ def build_chapter2(base):
         make_blip(hf_home / "hub")
     if FACTS.is_file() and not real_cyclegan_weights():
         env["DLWPT_DATA"] = str(data_folder_with_standin_weights(base / "data"))
-    return env
 
 
 # What the stand-ins set for the kernels: a run that must not use them (tools, a fresh pytest) drops these.
-ENV_NAMES = (ROOT_ENV, "IPYTHONDIR", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-             "DLWPT_DATA")
+CHAPTER2_ENV = ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DLWPT_DATA")
+ENV_NAMES = (ROOT_ENV, "IPYTHONDIR", *CHAPTER2_ENV)
 
 
 def without_standins(environ=os.environ):
