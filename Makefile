@@ -77,12 +77,12 @@ versions: setup
 		.venv/tested-versions.txt
 
 bench: setup
-	$(BIN)/python benchmarks/bench_ch7.py
+	$(BIN)/python tools/bench_ch7.py
 
 # Runs every notebook on the GPU (CUDA, else Apple MPS), proves the work ran there, times chapter 7 on GPU and
 # CPU, writes outputs/gpu_check/report.md; says so and exits 0 on a machine without a GPU.
 gpu-check: data
-	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python tools/gpu_check.py
 
 clean:
 	rm -rf .venv .venv-oldest .venv-hosted .pytest_cache .ruff_cache

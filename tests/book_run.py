@@ -13,7 +13,6 @@ tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import re
@@ -21,12 +20,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from tools import standins
+from tools.notebooks import ROOT, from_command_line, marked_json, notebook_keys, run_notebook
+
 BOOK_RUN_CHAPTERS = ("p1ch2", "p1ch7")  # committed without outputs unless they come from a book run
 KIND = "book settings, real downloads"
 RUN_URL = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/actions/runs/\d+(/attempts/\d+)?")
 PROOF_MARK = "DLWPT-BOOK-RUN-PROOF "
-STANDIN_ENV = ("DLWPT_CIFAR_STANDIN", "DLWPT_QUICK")  # never passed to the kernels
 PROOF_CELL = f'''
 import json as _j, os as _o, sys as _s
 _cifar = _s.modules.get("torchvision.datasets.cifar")
@@ -89,18 +89,9 @@ def policy_problems(nb, chapter):
     return problems
 
 
-def parse_proof(outputs):
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    for line in text.splitlines():
-        if line.startswith(PROOF_MARK):
-            return json.loads(line[len(PROOF_MARK):])
-    return None
-
-
-def kernel_environment():
-    """os.environ for the kernels: no stand-in, no quick mode, a fresh IPYTHONDIR (no stand-in startup file)."""
-    env = {k: v for k, v in os.environ.items() if k not in STANDIN_ENV}
-    env["IPYTHONDIR"] = tempfile.mkdtemp(prefix="dlwpt-book-run-ipython-")
+def kernel_environment(ipython_dir):
+    """Changes for the kernels: no stand-in (a fresh IPYTHONDIR: no stand-in startup file), no quick mode."""
+    env = {name: None for name in standins.ENV_NAMES} | {"DLWPT_QUICK": None, "IPYTHONDIR": str(ipython_dir)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     return env
 
@@ -114,22 +105,9 @@ def run_url():
 
 def run_one(path, timeout, run, now):
     """Execute ``path`` in its folder; return (the executed notebook with its record, problems)."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(PROOF_CELL))
-    saved = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(kernel_environment())  # the kernel inherits it
-    try:
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
-                                resources={"metadata": {"path": str(path.parent)}})
-        client.execute()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-    proof = parse_proof(nb.cells.pop().outputs)
+    with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
+        nb = run_notebook(path, env=kernel_environment(ipython_dir), timeout=timeout, last_cell=PROOF_CELL)
+    proof = marked_json(nb.cells.pop().outputs, PROOF_MARK)
     record = {"kind": KIND, "run": run, "commit": os.environ.get("GITHUB_SHA"), "date": now,
               "python": platform.python_version(), "platform": platform.platform(terse=True), "proof": proof}
     nb.metadata.setdefault("dlwpt", {})["outputs"] = record
@@ -146,13 +124,11 @@ def main(argv=None):
     parser.add_argument("--run-url", default=run_url(), help="the workflow run (default: from GITHUB_* variables)")
     parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds per cell")
     args = parser.parse_args(argv)
-    if os.environ.get("DLWPT_CIFAR_STANDIN"):
+    if os.environ.get(standins.ROOT_ENV):
         parser.error("the tests' CIFAR-10 stand-in is active (DLWPT_CIFAR_STANDIN): run outside pytest")
     if not args.run_url:
         parser.error("no workflow run to record: run in GitHub Actions, or pass --run-url")
     import nbformat
-
-    from tests.notebook_paths import from_command_line, notebook_keys
 
     keys = [from_command_line(n) for n in args.notebooks] or [
         k for k in notebook_keys(ROOT) if k.split("/")[0] in BOOK_RUN_CHAPTERS]

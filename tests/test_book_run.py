@@ -36,7 +36,7 @@ def test_a_clean_run_is_recorded_and_passes_the_policy(tmp_path, monkeypatch):
 
 
 def test_a_run_on_stand_ins_is_refused(tmp_path):
-    path = write(tmp_path, "from tests.standins.cifar import install_in_process\nimport torchvision.datasets\n"
+    path = write(tmp_path, "from tools.standins import install_in_process\nimport torchvision.datasets\n"
                            "install_in_process('/nowhere')  # the tests' CIFAR-10 patch",
                  "import os\nos.environ['DLWPT_QUICK'] = '1'")
     nb, problems = book_run.run_one(path, 300, RUN, "2026-01-01T00:00:00Z")

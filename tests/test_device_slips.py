@@ -25,7 +25,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.notebook_paths import notebook_keys
+from tools.notebooks import notebook_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 DEVICE_NAMES = {"device", "where"}  # what the notebooks pass to .to(...) for the chosen device

@@ -13,7 +13,7 @@ import torch
 
 from dlwpt import doctor
 from dlwpt.fetch import load_manifest, under
-from tests.shared import MIRROR, mirror_file
+from tests.harness import MIRROR, mirror_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,7 +15,7 @@ import pytest
 
 import dlwpt
 from dlwpt import fetch as F
-from tests.shared import mirror_file
+from tests.harness import mirror_file
 
 
 def sha256(data):

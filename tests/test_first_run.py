@@ -8,7 +8,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.shared import offline_env
+from tests.harness import offline_env
 from tests.test_workflow import make_dry_run
 
 ROOT = Path(__file__).resolve().parents[1]

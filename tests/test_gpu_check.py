@@ -1,26 +1,21 @@
-"""benchmarks/gpu_check.py (``make gpu-check``) on a machine without a GPU.
+"""tools/gpu_check.py (``make gpu-check``) on a machine without a GPU.
 
 The GPU run itself needs a GPU; here we test what can be tested on the CPU: the no-GPU path runs nothing and
 exits 0, and the device proof tells a CPU run from a GPU run (a notebook run on the CPU, checked as if it had been
 meant for CUDA, must fail the check, naming the models left on the CPU).
 """
 
-import ast
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import nbformat
 import pytest
 import torch
 
-from tests.shared import shared_file
-
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import gpu_check  # noqa: E402
+from tests.harness import shared_file
+from tools import gpu_check
+from tools.notebooks import ROOT, notebook_keys
 
 no_gpu = pytest.mark.skipif(  # a virtual Mac's MPS that cannot allocate (GitHub's runners) is no GPU here either
     gpu_check.find_gpu() is not None, reason="this machine has a GPU"
@@ -33,7 +28,7 @@ no_gpu = pytest.mark.skipif(  # a virtual Mac's MPS that cannot allocate (GitHub
 def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path, device, says):
     out = tmp_path / "report"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--device", device, "--out", str(out)],
+        [sys.executable, str(ROOT / "tools" / "gpu_check.py"), "--device", device, "--out", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
@@ -43,53 +38,25 @@ def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path, device, says):
 
 def test_makefile_has_the_gpu_check_target():
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
-    assert "\ngpu-check:" in makefile and "benchmarks/gpu_check.py" in makefile
+    assert "\ngpu-check:" in makefile and "tools/gpu_check.py" in makefile
     assert "gpu-check" in next(line for line in makefile.splitlines() if line.startswith(".PHONY"))
 
 
-def _tiny_notebook(path):
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [
-        nbformat.v4.new_code_cell(
-            "import torch\nimport torch.nn as nn\nfrom dlwpt import get_device\n\n"
-            "device = get_device()\nmodel = nn.Linear(3, 2).to(device)\nmodels = {'small': nn.Linear(2, 1)}\n"
-            "out = model(torch.ones(4, 3, device=device))"
-        )
-    ]
-    nbformat.write(nb, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def cpu_proof(tmp_path_factory):
-    """The proof cell's report from a tiny notebook run with DLWPT_DEVICE=cpu."""
-    path = _tiny_notebook(tmp_path_factory.mktemp("proof") / "tiny.ipynb")
-    result = gpu_check.run_notebook(path, "cpu", quick=True, timeout=120)
-    assert result["error"] is None
-    return result["proof"]
-
-
-def test_proof_reports_where_the_models_really_are(cpu_proof):
-    assert cpu_proof["device"] == "cpu"
-    assert cpu_proof["modules"]["model"] == ["cpu"]
-    assert cpu_proof["modules"]["models['small']"] == ["cpu"]  # modules kept in a dict count too
-    assert cpu_proof["memory_bytes"] is None  # no GPU memory on a CPU run
-
-
-def test_a_cpu_run_fails_the_gpu_proof(cpu_proof):
-    problems = gpu_check.check_proof(cpu_proof, "cuda", ["model"])
-    assert any("'model' is on cpu, not cuda" in p for p in problems)
-    assert any("no cuda memory" in p for p in problems)
-    assert gpu_check.check_proof(cpu_proof, "mps", ["model"], needs_memory=False) == [
-        "model 'model' is on cpu, not mps"
-    ]
-
-
-def test_the_same_proof_passes_for_the_device_it_ran_on(cpu_proof):
-    assert gpu_check.check_proof(cpu_proof, "cpu", ["model"], needs_memory=False) == []
-    assert gpu_check.check_proof(cpu_proof, "cpu", ["missing"], needs_memory=False) == [
-        "model 'missing' not found in the kernel at the end"
-    ]
+def test_the_proof_tells_where_the_models_of_a_cpu_run_are(tmp_path):
+    """A tiny notebook run with DLWPT_DEVICE=cpu: its proof passes for the CPU and fails for a GPU."""
+    code = ("import torch\nimport torch.nn as nn\nfrom dlwpt import get_device\n\ndevice = get_device()\n"
+            "model = nn.Linear(3, 2).to(device)\nmodels = {'small': nn.Linear(2, 1)}\nout = model(torch.ones(4, 3))")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]), tmp_path / "tiny.ipynb")
+    result = gpu_check.run_with_proof(tmp_path / "tiny.ipynb", "cpu", quick=True, env={})
+    proof = result["proof"]
+    assert result["error"] is None and proof["device"] == "cpu" and proof["memory_bytes"] is None  # no GPU memory
+    assert proof["modules"]["model"] == ["cpu"] and proof["modules"]["models['small']"] == ["cpu"]  # dicts count
+    problems = gpu_check.check_proof(proof, "cuda", ["model"])
+    assert problems == ["model 'model' is on cpu, not cuda", "no cuda memory was allocated in the kernel"]
+    assert gpu_check.check_proof(proof, "mps", ["model"], needs_memory=False) == ["model 'model' is on cpu, not mps"]
+    assert gpu_check.check_proof(proof, "cpu", ["model"], needs_memory=False) == []
+    assert gpu_check.check_proof(proof, "cpu", ["missing"], needs_memory=False) == [
+        "model 'missing' not found in the kernel at the end"]
 
 
 def test_a_gpu_proof_passes_and_a_mixed_one_fails():
@@ -113,9 +80,9 @@ def test_fake_gpu_run_of_a_real_notebook_fails_and_reports(tmp_path):
     assert "proof failed" in (out / "report.md").read_text(encoding="utf-8") and not report["ok"]
 
 
-def test_fake_gpu_run_of_chapter_2_from_the_stand_in_layout(tmp_path):
-    """The CycleGAN notebook runs from the temporary layout with the stand-in weights (no error) and its proof
-    names netG, left on the CPU here."""
+def test_fake_gpu_run_of_chapter_2_on_the_stand_ins(tmp_path):
+    """The CycleGAN notebook runs in place on the stand-in weights (no error) and its proof names netG, left on
+    the CPU here."""
     shared_file("facts/horse2zebra_0.4.0.state_dict_manifest.json")
     out = tmp_path / "report"
     rc = gpu_check.main(["--fake-gpu", "--ch2", "standins", "--notebooks", "p1ch2/3_cyclegan.ipynb", "--out", str(out)])
@@ -150,7 +117,7 @@ def test_report_ratio_and_going_further(tmp_path):
 def test_every_notebook_that_computes_on_the_device_is_proved():
     """DEVICE_NOTEBOOKS must list each notebook that moves work to `device`, and name models it assigns."""
     proved = 0
-    for rel in gpu_check.all_notebooks():
+    for rel in notebook_keys():
         code = "\n".join(c.source for c in nbformat.read(ROOT / rel, as_version=4).cells if c.cell_type == "code")
         uses_device = any(s in code for s in (".to(device", "device=device", "device=torch.device(device"))
         assert uses_device == (rel in gpu_check.DEVICE_NOTEBOOKS), rel
@@ -158,9 +125,4 @@ def test_every_notebook_that_computes_on_the_device_is_proved():
             assert f"{name.split('.')[0]} = " in code, f"{rel} never assigns {name}"
             proved += 1
     assert proved >= 10, "the lookups found (almost) no models to check"
-    assert set(gpu_check.DEVICE_NOTEBOOKS) <= set(gpu_check.all_notebooks())
-
-
-def test_proof_cell_is_valid_python_and_leaves_no_name_behind():
-    tree = ast.parse(gpu_check.PROOF_CELL)
-    assert any(isinstance(node, ast.Delete) for node in tree.body)
+    assert set(gpu_check.DEVICE_NOTEBOOKS) <= set(notebook_keys())

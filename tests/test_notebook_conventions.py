@@ -20,7 +20,7 @@ import pytest
 
 import dlwpt
 from tests.book_run import policy_problems
-from tests.shared import mirror_file
+from tests.harness import mirror_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))

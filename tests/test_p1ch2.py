@@ -1,12 +1,11 @@
-"""Chapter 2 on a fresh run.
+"""Chapter 2 on a fresh run, every notebook in place (nbval runs them; these tests read its outputs).
 
-Offline (the default) the notebooks run on the stand-ins of tests/standins/pretrained.py:
-random weights and tiny random GPT-2/BLIP models under the real file names and repository
-ids. Tests on them check structure only (shapes, types, ranges) and say so; the book's
-figures that do not depend on trained weights (image sizes, parameter counts, the
-CycleGAN file's layout) are checked as such. ``pytest --real-downloads`` (internet needed)
-also runs the tests marked ``real_downloads``, which check the trained results.
-"""
+Offline (the default) the notebooks run on the stand-ins of tools/standins.py: random weights and tiny random
+GPT-2/BLIP models under the real file names and repository ids, and (DLWPT_DATA) random CycleGAN weights with the
+published file's layout. Tests on them check structure only (shapes, types, ranges) and say so; the book's figures
+that do not depend on trained weights (image sizes, parameter counts, the CycleGAN file's layout) are checked as
+such. ``pytest --real-downloads`` (internet needed) also runs the tests marked ``real_downloads``, which check the
+trained results."""
 
 import ast
 import hashlib
@@ -19,18 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_notebook
-from tests.nbval_rerun import is_seeded, printed
-from tests.shared import shared_file
-from tests.standins.pretrained import (
-    FACTS_FILE,
-    GPT2_PROMPT,
-    cyclegan_in_place,
-    hub_cache_folder,
-    standin_dir,
-    use_real_downloads,
-    vision_hub_repo,
-)
+from tests.harness import shared_file, standin_dir, use_real_downloads
+from tools.standins import CYCLEGAN_WEIGHTS, FACTS_FILE, GPT2_PROMPT, hub_cache_folder, vision_hub_repo
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "p1ch2"
@@ -64,42 +53,14 @@ def zoos(executed_notebook):
     return executed_notebook(NB_ZOOS)
 
 
-def _from_layout_or_in_place(request, relpath):
-    """Offline: run the notebook unchanged from the temporary layout whose data/ holds the stand-in weights, then
-    each cell once more in the same kernel (nbval, which re-runs the other notebooks' cells, does not run these
-    two offline)."""
-    if cyclegan_in_place(request.config):  # nbval ran it in place (real CycleGAN weights in data/)
-        return request.getfixturevalue("executed_notebook")(relpath), ROOT
-    layout = request.getfixturevalue("p1ch2_layout")
-    with pytest.MonkeyPatch.context() as mp:  # the kernel imports the layout's copy of dlwpt
-        mp.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(layout), os.environ.get("PYTHONPATH")])))
-        again = request.config.pluginmanager.has_plugin("nbval_rerun")  # not with -p no:nbval_rerun
-        return run_notebook(layout / relpath, again=again), layout
+@pytest.fixture(scope="module")
+def cyclegan(executed_notebook):
+    return executed_notebook(NB_CYCLEGAN)
 
 
 @pytest.fixture(scope="module")
-def cyclegan(request):
-    return _from_layout_or_in_place(request, NB_CYCLEGAN)
-
-
-@pytest.fixture(scope="module")
-def exercises(request):
-    return _from_layout_or_in_place(request, NB_EXERCISES)
-
-
-@pytest.mark.parametrize("fixture", ["cyclegan", "exercises"])
-def test_layout_notebook_cells_run_again(request, fixture):
-    """Offline, nbval does not run these two: each cell ran once more in the same kernel after the whole notebook
-    (a failure fails the fixture); a seeded cell, re-run with the generators scrambled, prints the same."""
-    if cyclegan_in_place(request.config):
-        pytest.skip("with the real CycleGAN weights nbval runs this notebook in place and re-runs its cells")
-    if not request.config.pluginmanager.has_plugin("nbval_rerun"):
-        pytest.skip("cells are not run again in this run (-p no:nbval_rerun)")
-    nb, _ = request.getfixturevalue(fixture)
-    assert len(nb.again) == len(nb.cells), "not re-run"
-    for (src, first), second in zip(nb.cells, nb.again):
-        if is_seeded(src):
-            assert printed(second) == printed(first), f"seeded cell printed something else when re-run:\n{src}"
+def exercises(executed_notebook):
+    return executed_notebook(NB_EXERCISES)
 
 
 def _stdout(nb, contains):
@@ -288,7 +249,7 @@ def test_generator_on_the_books_horse_photo():
 
 def test_cyclegan_notebook_loads_weights_and_makes_an_image(cyclegan):
     """The book's photo and output sizes (1500x1220 in, size=316x256 out); stand-in weights offline."""
-    nb, root = cyclegan
+    nb = cyclegan
     assert nb.result("# In[3]\n") == "<All keys matched successfully>"
     assert "image mode=RGB size=1500x1220" in nb.result("# In[7]\n")
     assert nb.result("# In[8]\n") == "torch.Size([1, 3, 256, 314])"
@@ -298,26 +259,28 @@ def test_cyclegan_notebook_loads_weights_and_makes_an_image(cyclegan):
     assert "image mode=RGB size=316x256" in nb.result("# In[10]\n")
     from PIL import Image
 
-    with Image.open(root / "outputs" / "p1ch2" / "zebra.jpg") as saved:
+    with Image.open(ROOT / "outputs" / "p1ch2" / "zebra.jpg") as saved:
         assert saved.size == (316, 256)
     assert _warnings(nb) == []
 
 
-def test_cyclegan_run_left_the_repository_data_alone(cyclegan):
-    """The stand-in weights live in the temporary layout; the book's zebra.jpg in data/ is untouched."""
-    nb, root = cyclegan
-    if root == ROOT:
-        pytest.skip("ran in place on real files (--real-downloads)")
-    standin = (root / "data" / "p1ch2" / "horse2zebra_0.4.0.pth").resolve()
-    assert standin.parent == standin_dir().resolve()
+def test_stand_in_weights_never_go_into_the_repository_data(cyclegan, request):
+    """Without the real weights in data/, DLWPT_DATA names a temporary data folder holding the stand-in; with them
+    nothing is redirected. data/ never receives the stand-in, and its zebra.jpg (the book's) stays."""
     real = DATA / "horse2zebra_0.4.0.pth"
-    assert not real.exists() or real.resolve() != standin
+    if use_real_downloads(request.config) or "DLWPT_DATA" not in os.environ:
+        assert real.is_file(), "no stand-in and no real CycleGAN weights: the notebook could not have run"
+    else:
+        standin = Path(os.environ["DLWPT_DATA"]) / CYCLEGAN_WEIGHTS
+        assert standin.is_file() and not standin.is_symlink() and standin_dir() in standin.parents
+        assert not real.exists() or real.resolve() != standin.resolve()
+        assert (standin.parent / "horse.jpg").resolve() == (DATA / "horse.jpg").resolve()
     digest = hashlib.sha256((DATA / "zebra.jpg").read_bytes()).hexdigest()
     assert digest == "6926445cdc96c8397de6688a23989a412b50e2919eedd4f2a89448255926d7a4"
 
 
 def test_exercise_bobby_through_the_generator(exercises):
-    nb, _ = exercises
+    nb = exercises
     assert nb.result("batch_t = preprocess(img)") == "((1280, 720), torch.Size([1, 3, 256, 455]))"
     printed = _stdout(nb, "bobby_zebra.jpg")
     assert printed.startswith("torch.Size([1, 3, 256, 456])")

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from tests.standins import cifar as standin
+from tools import standins as standin
 
 NB1 = "p1ch7/1_datasets.ipynb"
 NB2 = "p1ch7/2_birds_airplanes.ipynb"
@@ -181,7 +181,7 @@ def test_book_settings_visible_and_quick_mode_shortens(nb2):
 def test_training_runs_on_the_helper_device():
     import nbformat
 
-    from conftest import ROOT
+    from tests.harness import ROOT
 
     for name in [NB2, NBX]:
         nb = nbformat.read(ROOT / name, as_version=4)
@@ -258,8 +258,8 @@ def test_notebooks_have_no_outputs_committed():
     workflow's recorded book-settings run on the official data (tests/book_run.py)."""
     import nbformat
 
-    from conftest import ROOT
     from tests.book_run import policy_problems
+    from tests.harness import ROOT
 
     for name in [NB1, NB2, NBX]:
         nb = nbformat.read(ROOT / name, as_version=4)

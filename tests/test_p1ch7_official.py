@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.standins import cifar as standin
+from tools import standins as standin
 
 NB1 = "p1ch7/1_datasets.ipynb"
 NB2 = "p1ch7/2_birds_airplanes.ipynb"
@@ -52,7 +52,7 @@ def test_channel_means_and_stds(executed_notebook):
 def test_fully_connected_validation_accuracy_near_the_books(monkeypatch):
     """The book's 100 epochs (not the tests' quick mode): validation accuracy 0.794 in the book; random
     initialization and shuffling move it by about a percentage point, so 0.77-0.82."""
-    from conftest import ROOT, run_notebook
+    from tests.harness import ROOT, run_notebook
 
     monkeypatch.delenv("DLWPT_QUICK", raising=False)  # the kernel inherits os.environ
     nb = run_notebook(ROOT / NB2)

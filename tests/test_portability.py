@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
-PYTHON = sorted({*ROOT.glob("dlwpt/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("benchmarks/*.py"),
+PYTHON = sorted({*ROOT.glob("dlwpt/*.py"), *ROOT.glob("tests/**/*.py"), *ROOT.glob("tools/*.py"),
                  *ROOT.glob(".ci/*.py"), *ROOT.glob("data/*.py"), ROOT / "conftest.py"})
 POSIX_ONLY = re.compile(r"^(/tmp|/dev/|/usr/|/etc/|/home/|~/)")
 SHELL_LINE = re.compile(r"^\s*(!|%%?(bash|sh|script|system)\b)")

@@ -12,7 +12,7 @@ import yaml
 
 import dlwpt
 from dlwpt.fetch import load_manifest, under
-from tests.shared import shared_file
+from tests.harness import shared_file
 from tests.test_notebook_conventions import NOTEBOOKS, WITH_OUTPUTS, ids
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -1,6 +1,6 @@
 """Check that the notebooks really run on a GPU, in one command.
 
-    make gpu-check          # or: python benchmarks/gpu_check.py [--device auto|cuda|mps] [--skip-cpu] [--notebooks ...]
+    make gpu-check          # or: python tools/gpu_check.py [--device auto|cuda|mps] [--skip-cpu] [--notebooks ...]
 
 On a machine with CUDA (else Apple MPS; ``--device`` picks one):
 
@@ -16,9 +16,9 @@ On a machine with CUDA (else Apple MPS; ``--device`` picks one):
 Without a GPU it says so and exits 0, running nothing. Exit status 1: a notebook failed or a proof failed.
 
 Chapter 2 needs pretrained weights and models (2.7 GB, online). ``--ch2 auto`` (the default) uses the tests'
-stand-ins (random weights under the real architectures, tests/standins/pretrained.py) where ``../shared`` is
-present, as on this project's offline machines, else the real downloads; the device proof holds either way, since
-it checks where the weights sit, not what they know. ``--ch2 real`` or ``skip`` forces a choice.
+stand-ins (random weights under the real architectures, tools/standins.py) where ``../shared`` is present, as on
+this project's offline machines, else the real downloads; the device proof holds either way, since it checks where
+the weights sit, not what they know. ``--ch2 real`` or ``skip`` forces a choice.
 Chapter 7 reads the official CIFAR-10 in ``data-unversioned/p1ch7/`` when present, else the tests' offline
 stand-in (``../shared/cifar10-jpeg``) when present, else the notebooks download it.
 """
@@ -32,11 +32,12 @@ import shutil
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tools import standins  # noqa: E402
+from tools.notebooks import ROOT, from_command_line, marked_json, notebook_keys, run_notebook  # noqa: E402
 
 OUT_DIR = ROOT / "outputs" / "gpu_check"
 CHAPTER7 = "p1ch7/"
@@ -53,8 +54,6 @@ DEVICE_NOTEBOOKS = {
     "p1ch7/2_birds_airplanes.ipynb": ["model", "first_model", "fast_model"],
     "p1ch7/exercises_solutions.ipynb": ["plain", "cropped", "mse_model"],
 }
-# Chapter 2 notebooks that read ../data/p1ch2/horse2zebra_0.4.0.pth
-CH2_LAYOUT_NOTEBOOKS = ("3_cyclegan.ipynb", "exercises_solutions.ipynb")
 
 PROOF_MARK = "DLWPT-DEVICE-PROOF "
 # Appended to the in-memory copy of each notebook (never to the file): what the kernel holds at the end.
@@ -120,15 +119,6 @@ def gpu_name(device_type):
     return "none (CPU)"
 
 
-def parse_proof(outputs):
-    """The proof dict that PROOF_CELL printed, from that cell's outputs."""
-    text = "".join(o.get("text", "") for o in outputs if o.get("output_type") == "stream")
-    for line in text.splitlines():
-        if line.startswith(PROOF_MARK):
-            return json.loads(line[len(PROOF_MARK) :])
-    raise ValueError("the device-proof cell printed no proof")
-
-
 def check_proof(proof, device_type, expected_models, needs_memory=True):
     """Problems (a list of sentences) with a notebook's proof of having worked on ``device_type``."""
     problems = []
@@ -143,54 +133,28 @@ def check_proof(proof, device_type, expected_models, needs_memory=True):
     return problems
 
 
-@contextmanager
-def environment(**values):
-    """Set environment variables (None: unset) for the kernels started inside the block."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+def run_with_proof(path, device, quick, env):
+    """Execute a notebook in its folder with DLWPT_DEVICE=device (plus ``env``), then the proof cell.
 
-
-def run_notebook(path, device, quick, timeout=CELL_TIMEOUT):
-    """Execute a notebook in its folder with DLWPT_DEVICE=device plus the proof cell.
-
-    Returns a dict: seconds, proof (or None), error (None, or the failing cell's message), outputs of its cells.
+    Returns a dict: seconds, proof (or None), error (None, or the failing cell's message), text (what it printed).
     """
-    import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    nb = nbformat.read(path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell(PROOF_CELL))
-    where = {"metadata": {"path": str(Path(path).parent)}}
-    result = {"seconds": None, "proof": None, "error": None}
-    with environment(DLWPT_DEVICE=device, DLWPT_QUICK="1" if quick else "0"):
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources=where)
-        start = time.perf_counter()
-        try:
-            client.execute()
-        except CellExecutionError as err:
-            message = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
-            result["error"] = message[-1][:500] if message else type(err).__name__
-        result["seconds"] = round(time.perf_counter() - start, 1)
+    result = {"seconds": None, "proof": None, "error": None, "text": ""}
+    start = time.perf_counter()
+    try:
+        nb = run_notebook(path, env=dict(env, DLWPT_DEVICE=device, DLWPT_QUICK="1" if quick else "0"),
+                          timeout=CELL_TIMEOUT, last_cell=PROOF_CELL)
+    except CellExecutionError as err:
+        message = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
+        result["error"] = message[-1][:500] if message else type(err).__name__
+    result["seconds"] = round(time.perf_counter() - start, 1)
     if result["error"] is None:
-        result["proof"] = parse_proof(nb.cells[-1].outputs)
-    result["text"] = "\n".join(
-        "".join(o.get("text", "") for o in c.get("outputs", []) if o.get("output_type") == "stream")
-        for c in nb.cells
-        if c.cell_type == "code"
-    )
+        result["proof"] = marked_json(nb.cells[-1].outputs, PROOF_MARK)
+        if result["proof"] is None:
+            result["error"] = "the device-proof cell printed no proof"
+        result["text"] = "\n".join("".join(o.get("text", "") for o in c.outputs if o.get("output_type") == "stream")
+                                   for c in nb.cells if c.cell_type == "code")
     return result
 
 
@@ -204,38 +168,10 @@ def going_further_speeds(text):
             "ratio": float(ratio.group(1)) if ratio else None}
 
 
-def all_notebooks():
-    from tests.notebook_paths import notebook_keys
-
-    return notebook_keys(ROOT)  # "p1ch7/...", as DEVICE_NOTEBOOKS writes them, on Windows too
-
-
 def chapter2_mode(requested):
     if requested != "auto":
         return requested
-    from tests.standins.pretrained import FACTS
-
-    return "standins" if FACTS.is_file() else "real"
-
-
-def chapter2_layout(base):
-    """A copy of p1ch2/ next to data/p1ch2/ (links to the real files, the stand-in CycleGAN weights where the
-    real ones are absent), as the tests' fixture tests/standins/pretrained.p1ch2_layout builds it, plus a copy
-    of dlwpt/ (its REPO_ROOT is then the layout, so the notebooks' chapter-folder check holds there)."""
-    from tests.standins.pretrained import build_standins
-
-    standins = build_standins()  # sets TORCH_HOME, HF_HOME, ... for the kernels started from now on
-    shutil.copytree(ROOT / "dlwpt", base / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
-    (base / "p1ch2").mkdir(parents=True)
-    for nb in (ROOT / "p1ch2").glob("*.ipynb"):
-        shutil.copy(nb, base / "p1ch2" / nb.name)
-    data = base / "data" / "p1ch2"
-    data.mkdir(parents=True)
-    for f in (ROOT / "data" / "p1ch2").iterdir():
-        (data / f.name).symlink_to(f.resolve())
-    if not (data / "horse2zebra_0.4.0.pth").exists():
-        (data / "horse2zebra_0.4.0.pth").symlink_to(standins / "horse2zebra_0.4.0.pth")
-    return base
+    return "standins" if standins.FACTS.is_file() else "real"
 
 
 STANDIN_NOTE = "the tests' offline stand-in (JPEG re-encoded CIFAR-10): times are real, accuracies are not the book's"
@@ -243,14 +179,12 @@ STANDIN_NOTE = "the tests' offline stand-in (JPEG re-encoded CIFAR-10): times ar
 
 def cifar_source():
     """(Where chapter 7 reads CIFAR-10 from, whether this call activated the tests' stand-in for the kernels)."""
-    from tests.standins import cifar as standin
-
-    if (ROOT / "data-unversioned" / "p1ch7" / "cifar-10-batches-py").is_dir():
+    if standins.OFFICIAL_DIR.is_dir():
         return "official CIFAR-10 (data-unversioned/p1ch7)", False
-    if os.environ.get(standin.ROOT_ENV):  # already active (a test run)
+    if os.environ.get(standins.ROOT_ENV):  # already active (a test run)
         return STANDIN_NOTE, False
-    if standin.TARBALL.is_file():
-        standin.activate()
+    if standins.TARBALL.is_file():
+        standins.activate()
         return STANDIN_NOTE, True
     return "downloaded by the notebooks (torchvision)", False
 
@@ -259,25 +193,22 @@ def check(notebooks, device_type, target, skip_cpu, ch2):
     """Run the notebooks; returns the report dict."""
     import torch
 
-    rows = []
-    layout = Path(tempfile.mkdtemp(prefix="dlwpt-gpu-check-"))
+    rows, env = [], {}
+    folder = Path(tempfile.mkdtemp(prefix="dlwpt-gpu-check-"))
     try:
         if ch2 == "standins" and any(nb.startswith("p1ch2/") for nb in notebooks):
-            chapter2_layout(layout)
+            standins.build_chapter2(folder / "ch2", env)  # TORCH_HOME, HF_HOME, DLWPT_DATA, ... for the kernels
         for nb in notebooks:
             if nb.startswith("p1ch2/") and ch2 == "skip":
                 rows.append({"notebook": nb, "device": target, "status": "skipped (--ch2 skip)"})
                 continue
-            in_layout = ch2 == "standins" and nb.startswith("p1ch2/") and Path(nb).name in CH2_LAYOUT_NOTEBOOKS
-            path = layout / nb if in_layout else ROOT / nb
             book = nb.startswith(CHAPTER7)
             runs = [(target, device_type)]
             if book and not skip_cpu and target != "cpu":  # a --fake-gpu run is on the CPU already
                 runs.append(("cpu", "cpu"))
             for device, kind in runs:
                 print(f"  {nb:42s} {device:6s} {'book settings' if book else 'quick mode':13s}", end=" ", flush=True)
-                with environment(PYTHONPATH=str(layout) if in_layout else os.environ.get("PYTHONPATH")):
-                    res = run_notebook(path, device, quick=not book)  # in the layout: its own dlwpt copy
+                res = run_with_proof(ROOT / nb, device, quick=not book, env=env if nb.startswith("p1ch2/") else {})
                 row = {"notebook": nb, "device": device, "mode": "book" if book else "quick",
                        "seconds": res["seconds"], "proof": res["proof"], "problems": []}
                 if res["error"]:
@@ -293,7 +224,7 @@ def check(notebooks, device_type, target, skip_cpu, ch2):
                 rows.append(row)
                 print(f"{res['seconds']:8.1f} s  {row['status']}" + "".join(f"\n      - {p}" for p in row["problems"]))
     finally:
-        shutil.rmtree(layout, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
     gpu_seconds, cpu_seconds, ratio = chapter7_times(rows, target)
     return {
         "gpu": gpu_name(device_type) if target != "cpu" else "none: the CPU run as if it were the GPU (--fake-gpu)",
@@ -376,9 +307,7 @@ def main(argv=None):
             print(f"gpu-check: {what} here (torch {torch.__version__}); nothing to check, nothing was run.")
             return 0
         target = device_type
-    from tests.notebook_paths import from_command_line
-
-    notebooks = [from_command_line(nb) for nb in args.notebooks] if args.notebooks else all_notebooks()
+    notebooks = [from_command_line(nb) for nb in args.notebooks] if args.notebooks else notebook_keys()
     unknown = [nb for nb in notebooks if not (ROOT / nb).is_file()]
     if unknown:
         parser.error(f"no such notebook: {', '.join(unknown)}")
@@ -390,9 +319,7 @@ def main(argv=None):
         report = check(notebooks, device_type, target, args.skip_cpu, ch2)
     finally:
         if activated:
-            from tests.standins import cifar as standin
-
-            standin.deactivate()
+            standins.deactivate()
     report["cifar"] = cifar
     out = write_report(report, args.out)
     print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}; "

@@ -1,6 +1,6 @@
 """Chapter 7 speed, measured side by side on this machine.
 
-    .venv/bin/python benchmarks/bench_ch7.py [--epochs 3] [--compile] [--skip-suite] [--ch7-book estimate|full|skip]
+    .venv/bin/python tools/bench_ch7.py [--epochs 3] [--compile] [--skip-suite] [--ch7-book estimate|full|skip]
 
 1. float32 matmul peak of each device (CPU; CUDA when present), in GFLOP/s;
 2. CIFAR-2 training throughput of the chapter's fully connected model (3072-512-2, batch 64, SGD lr 1e-2)
@@ -11,7 +11,7 @@
    every cell and scales the training cells by (book epochs / quick epochs); "full" runs them for real.
 
 Data: the official CIFAR-10 in data-unversioned/p1ch7/ when present, else the offline stand-in of
-tests/standins/cifar.py (same sizes, JPEG re-encoded pixels): throughput does not depend on pixel values.
+tools/standins.py (same sizes, JPEG re-encoded pixels): throughput does not depend on pixel values.
 """
 
 import argparse
@@ -27,10 +27,11 @@ import torch
 import torch.nn as nn
 import torch.optim as optim
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dlwpt import get_device  # noqa: E402
+from tools import standins  # noqa: E402
+from tools.notebooks import ROOT, run_notebook  # noqa: E402
 
 MEAN, STD = (0.4915, 0.4823, 0.4468), (0.2470, 0.2435, 0.2616)
 BATCH = 64
@@ -87,10 +88,8 @@ def load_cifar2():
     if data_path.is_dir() and official._check_integrity():
         source = f"official CIFAR-10 in {data_path}"
     else:
-        from tests.standins import cifar as standin
-
-        data_path = standin.build_standin()
-        standin.install_in_process(data_path)
+        data_path = standins.build_standin()
+        standins.install_in_process(data_path)
         source = f"offline stand-in (JPEG re-encoded CIFAR-10) in {data_path}"
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
     cifar10 = datasets.CIFAR10(str(data_path), train=True, download=False, transform=tf)
@@ -182,25 +181,13 @@ def run_suite(folders):
 def timed_run(path, quick, save_to=None):
     """Execute a notebook in its folder; returns (wall seconds, {cell source: seconds})."""
     import nbformat
-    from nbclient import NotebookClient
 
-    env_before = os.environ.get("DLWPT_QUICK")
-    os.environ["DLWPT_QUICK"] = "1" if quick else "0"
-    try:
-        nb = nbformat.read(path, as_version=4)
-        where = {"metadata": {"path": str(path.parent)}}
-        client = NotebookClient(nb, timeout=None, kernel_name="python3", resources=where)
-        t = time.perf_counter()
-        client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines; cell errors still raise
-        wall = time.perf_counter() - t
-        if save_to is not None:
-            save_to.mkdir(parents=True, exist_ok=True)
-            nbformat.write(nb, save_to / path.name)
-    finally:
-        if env_before is None:
-            os.environ.pop("DLWPT_QUICK", None)
-        else:
-            os.environ["DLWPT_QUICK"] = env_before
+    t = time.perf_counter()
+    nb = run_notebook(path, env={"DLWPT_QUICK": "1" if quick else "0"}, timeout=None)
+    wall = time.perf_counter() - t
+    if save_to is not None:
+        save_to.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, save_to / path.name)
     cells = {}
     for cell in nb.cells:
         timing = cell.get("metadata", {}).get("execution", {})
@@ -212,11 +199,8 @@ def timed_run(path, quick, save_to=None):
 
 
 def chapter7_book_time(mode):
-    from tests.standins import cifar as standin
-
-    official = ROOT / "data-unversioned" / "p1ch7" / "cifar-10-batches-py"
-    if not official.is_dir():
-        standin.activate()  # kernels read the stand-in instead of downloading
+    if not standins.OFFICIAL_DIR.is_dir():
+        standins.activate()  # kernels read the stand-in instead of downloading
     try:
         total = 0.0
         for name in CH7_NOTEBOOKS:
@@ -237,7 +221,7 @@ def chapter7_book_time(mode):
             total += wall
         return total
     finally:
-        standin.deactivate()
+        standins.deactivate()
 
 
 def main():
