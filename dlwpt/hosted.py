@@ -24,12 +24,16 @@ def run_step(command, service):
         raise RuntimeError(f"{service} setup failed{hint}: {' '.join(command)}\n{done.stdout}{done.stderr}")
 
 
+def installed(name):
+    return importlib.util.find_spec(name) is not None
+
+
 def setup(chapter):
     """On Colab or Kaggle, make this clone ready for ``chapter``'s notebooks and return its folder; else None."""
     service = hosted_service()
     if service is None:
         return None
-    missing = [name for name in HOSTED_INSTALLS.get(chapter, []) if importlib.util.find_spec(name) is None]
+    missing = [name for name in HOSTED_INSTALLS.get(chapter, []) if not installed(name)]
     if missing:
         ranges = dict(read_requirements())
         run_step([sys.executable, "-m", "pip", "install", "-q", *(name + ranges.get(name, "") for name in missing)],
@@ -38,6 +42,6 @@ def setup(chapter):
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     os.chdir(REPO_ROOT / chapter)
-    installed = f", installed {' '.join(missing)}" if missing else ""
-    print(f"{service} setup: repository in {REPO_ROOT}{installed}, {chapter} data fetched; working in {chapter}/")
+    note = f", installed {' '.join(missing)}" if missing else ""
+    print(f"{service} setup: repository in {REPO_ROOT}{note}, {chapter} data fetched; working in {chapter}/")
     return REPO_ROOT / chapter

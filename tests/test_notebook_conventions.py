@@ -7,7 +7,6 @@ notebook's metadata (tests/book_run.py), never a stand-in's.
 Cells tagged ``nbval-check-output`` are re-checked by nbval on every test run.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -19,16 +18,19 @@ import nbformat
 import pytest
 
 import dlwpt
+from dlwpt import hosted
+from dlwpt.doctor import HOSTED_INSTALLS, read_requirements
 from tests.book_run import policy_problems
 from tests.shared import mirror_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
+CHAPTERS = sorted({p.parent.name for p in NOTEBOOKS})
 WITH_OUTPUTS = {"p1ch3", "p1ch4", "p1ch5", "p1ch6"}
 SETUP_FIRST_LINE = "# @title Colab and Kaggle setup: does nothing elsewhere"
 FOLDED_NOTE = "*The folded cell below sets this notebook up in Google Colab or Kaggle; elsewhere it does nothing.*"
 # In requirements.txt but not preinstalled on Colab or Kaggle (both have torch, torchvision, numpy, matplotlib,
-# pillow, h5py, imageio, transformers, tokenizers, safetensors, tqdm): the setup cell installs only these.
+# pillow, h5py, imageio, transformers, tokenizers, safetensors, tqdm).
 NOT_PREINSTALLED = {"pydicom"}
 
 
@@ -41,11 +43,9 @@ def read(path):
 
 
 def test_there_are_notebooks_for_every_chapter():
-    chapters = {p.parent.name for p in NOTEBOOKS}
-    assert chapters == {"p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"}
-    for chapter in chapters:
-        assert (ROOT / chapter / "README.md").is_file()
-        assert (ROOT / chapter / "exercises_solutions.ipynb").is_file()
+    assert CHAPTERS == ["p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"]
+    for chapter in CHAPTERS:
+        assert (ROOT / chapter / "README.md").is_file() and (ROOT / chapter / "exercises_solutions.ipynb").is_file()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -66,119 +66,138 @@ def setup_cell(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_setup_cell_is_folded_with_a_visible_title(path):
-    """Folded in JupyterLab/Notebook (source_hidden) and Colab (form view); the title cell says what it is."""
+    """Folded in JupyterLab/Notebook (source_hidden) and Colab (form view), at most 6 lines, the same in every
+    notebook but for its chapter; the title cell says what it is."""
     cell = setup_cell(path)
-    assert cell.metadata.get("jupyter", {}).get("source_hidden") is True
-    assert cell.metadata.get("cellView") == "form"
+    assert cell.metadata.get("jupyter", {}).get("source_hidden") is True and cell.metadata.get("cellView") == "form"
     assert re.fullmatch(r"# @title [^{}]+ \{ display-mode: \"form\" \}", cell.source.split("\n")[0])
     assert read(path).cells[0].source.rstrip().endswith(FOLDED_NOTE)
+    assert len(cell.source.splitlines()) <= 6
+    chapter = path.parent.name
+    assert f'.setup("{chapter}")' in cell.source
+    assert cell.source.replace(chapter, "CH") == setup_cell(NOTEBOOKS[0]).source.replace("p1ch2", "CH")
 
 
-def run_setup_cell(source, monkeypatch, host, fail_at=None):
-    """Run the cell as if on ``host`` (None, "Colab", "Kaggle"); record the commands instead of running them.
-
-    ``fail_at``: the first word of a command (``git``, ``pip``, ``dlwpt.fetch``) that fails with some output.
-    """
-    calls = []
-
-    def fake_run(cmd, **kw):
-        calls.append(("run", list(cmd), kw.get("cwd")))
-        assert kw.get("capture_output") and kw.get("text"), "capture the output, to show it if the step fails"
-        failed = fail_at is not None and fail_at in cmd
-        out = f"stdout of {cmd[0]}\n" if failed else ""
-        return subprocess.CompletedProcess(cmd, 1 if failed else 0, out, "fatal: the reason\n" if failed else "")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setattr(os, "chdir", lambda d: calls.append(("chdir", d)))
-    monkeypatch.setattr(os.path, "isdir", lambda d: False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+def as_host(monkeypatch, tmp_path, host):
+    """Simulate ``host`` (None, "Colab", "Kaggle") with a home folder of its own."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"]:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     if host == "Kaggle":
         monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     elif host == "Colab":
-        google = types.ModuleType("google")
-        google.colab = types.ModuleType("google.colab")
-        monkeypatch.setitem(sys.modules, "google", google)
-        monkeypatch.setitem(sys.modules, "google.colab", google.colab)
-    exec(compile(source, "<setup cell>", "exec"), {})
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+
+def serve_repository(monkeypatch, tmp_path, exists=True):
+    """The cell's ``git clone`` of REPO_URL gets a local repository (branch REPO_BRANCH) instead of GitHub's."""
+    source = tmp_path / "served"
+    if exists:
+        git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t"]
+        subprocess.run(["git", "init", "-q", "-b", dlwpt.REPO_BRANCH, str(source)], check=True)
+        (source / "README.md").write_text("a stand-in of this repository\n", encoding="utf-8")
+        subprocess.run(git + ["add", "README.md"], check=True)
+        subprocess.run(git + ["commit", "-q", "-m", "stand-in"], check=True)
+    for key, value in {"KEY_0": f"url.{source.as_uri()}.insteadOf", "VALUE_0": dlwpt.REPO_URL, "COUNT": "1"}.items():
+        monkeypatch.setenv(f"GIT_CONFIG_{key}", value)
+
+
+def fake_steps(monkeypatch, fail_at=None):
+    """Record the commands and folder changes of ``hosted.setup``; the command naming ``fail_at`` fails."""
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append((cmd, kw.get("cwd")))
+        failed = fail_at in cmd
+        return subprocess.CompletedProcess(cmd, int(failed), "its stdout\n" * failed, "fatal: the reason\n" * failed)
+
+    monkeypatch.setattr(hosted, "subprocess", types.SimpleNamespace(run=run))  # the cell's git clone stays real
+    monkeypatch.setattr(hosted, "os", types.SimpleNamespace(chdir=lambda folder: calls.append(("chdir", folder))))
+    monkeypatch.setattr(hosted, "installed", lambda name: False)  # nothing preinstalled
     return calls
 
 
-def notebook_imports(path):
-    code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
-    return set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))
+def run_cell(path):
+    exec(compile(setup_cell(path).source, str(path), "exec"), {})
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, monkeypatch, capsys):
-    assert run_setup_cell(setup_cell(path).source, monkeypatch, host=None) == []
-    assert capsys.readouterr().out == ""
+def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, tmp_path, monkeypatch, capsys):
+    as_host(monkeypatch, tmp_path, None)
+    calls, before = fake_steps(monkeypatch), list(sys.path)
+    run_cell(path)
+    assert hosted.setup(path.parent.name) is None
+    assert capsys.readouterr().out == "" and calls == [] and sys.path == before and not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize("host", ["Colab", "Kaggle"])
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_setup_cell_clones_installs_fetches_and_enters_chapter(path, host, monkeypatch, capsys):
-    """Simulated Colab and Kaggle: the commands the cell would run, checked against this repository."""
-    chapter = path.parent.name
-    calls = run_setup_cell(setup_cell(path).source, monkeypatch, host)
-    repo = {"Colab": "/content/dlwpt-2e", "Kaggle": "/kaggle/working/dlwpt-2e"}[host]
-    clone, *installs, fetch, chdir = calls
-    assert clone == ("run", ["git", "clone", "--depth", "1", "--branch", dlwpt.REPO_BRANCH, dlwpt.REPO_URL, repo], None)
-    assert sys.path[0] == repo  # the helper package comes from the clone, not from an (editable) install
-    # only what the services lack, and only where the notebook imports it
-    wanted = sorted(NOT_PREINSTALLED & notebook_imports(path))
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    assert [cmd for _, cmd, _ in installs] == ([pip + wanted] if wanted else [])
-    assert fetch == ("run", [sys.executable, "-m", "dlwpt.fetch", chapter], repo)
-    assert chdir == ("chdir", f"{repo}/{chapter}")
-    assert (ROOT / chapter).is_dir()
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tmp_path, monkeypatch, capsys):
+    """Simulated Colab and Kaggle: the cell clones (shallow, from a local repository) and hands over to
+    ``dlwpt.hosted.setup``, whose commands are recorded."""
+    as_host(monkeypatch, tmp_path, host)
+    serve_repository(monkeypatch, tmp_path)
+    calls = fake_steps(monkeypatch)
+    run_cell(ROOT / chapter / "exercises_solutions.ipynb")
+    clone = tmp_path / "dlwpt-2e"
+    assert (clone / "README.md").is_file() and (clone / ".git" / "shallow").is_file()
+    assert sys.path[0] == str(clone)  # the helper package comes from the clone, not from an (editable) install
+    *installs, fetch, chdir = calls
+    ranges = dict(read_requirements())  # what the services lack, in requirements.txt's range
+    wanted = [name + ranges[name] for name in HOSTED_INSTALLS.get(chapter, [])]
+    assert installs == ([([sys.executable, "-m", "pip", "install", "-q", *wanted], dlwpt.REPO_ROOT)] if wanted else [])
+    assert fetch == ([sys.executable, "-m", "dlwpt.fetch", chapter], dlwpt.REPO_ROOT)
+    assert chdir == ("chdir", dlwpt.REPO_ROOT / chapter)
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"{host} setup: ") and chapter in out, out
 
 
+def test_packages_installed_on_colab_are_in_requirements():
+    assert NOT_PREINSTALLED <= {name for name, _ in read_requirements()}
+    for path in NOTEBOOKS:  # a notebook that imports what the services lack has it installed
+        code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
+        imports = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))
+        assert NOT_PREINSTALLED & imports <= set(HOSTED_INSTALLS.get(path.parent.name, [])), path
+
+
 @pytest.mark.parametrize("fail_at", ["git", "pip", "dlwpt.fetch"])
-def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, monkeypatch, capsys):
-    path = ROOT / "p1ch4/2_volumetric_ct.ipynb"  # the one notebook with all three steps
-    with pytest.raises(RuntimeError) as failure:
-        run_setup_cell(setup_cell(path).source, monkeypatch, "Colab", fail_at=fail_at)
+def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, tmp_path, monkeypatch, capsys):
+    as_host(monkeypatch, tmp_path, "Colab")
+    serve_repository(monkeypatch, tmp_path, exists=fail_at != "git")
+    fake_steps(monkeypatch, fail_at)
+    with pytest.raises((AssertionError, RuntimeError)) as failure:
+        run_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb")  # the one chapter with all three steps
     message = str(failure.value)
-    assert message.startswith("Colab setup failed: ") and fail_at in message.split("\n")[0]
-    assert "stdout of " in message and "fatal: the reason" in message
+    if fail_at == "git":  # git's own message, and what to do on Kaggle
+        assert "fatal: " in message and "switch Internet on" in message
+    else:
+        assert message.startswith("Colab setup failed: ") and fail_at in message.split("\n")[0]
+        assert "its stdout" in message and "fatal: the reason" in message and "Internet" not in message
     assert capsys.readouterr().out == ""  # no "setup done" line
 
 
-def test_setup_cell_failure_on_kaggle_names_the_internet_switch(monkeypatch):
-    with pytest.raises(RuntimeError, match="switch Internet on"):
-        run_setup_cell(setup_cell(NOTEBOOKS[0]).source, monkeypatch, "Kaggle", fail_at="git")
+def test_setup_cell_failure_on_kaggle_names_the_internet_switch(tmp_path, monkeypatch):
+    as_host(monkeypatch, tmp_path, "Kaggle")
+    fake_steps(monkeypatch, "dlwpt.fetch")
+    with pytest.raises(RuntimeError, match=r"Kaggle setup failed \(on Kaggle, switch Internet on in the notebook's"):
+        hosted.setup("p1ch4")
 
 
-def test_packages_installed_on_colab_are_in_requirements():
-    req = (ROOT / "requirements.txt").read_text(encoding="utf-8").lower()
-    assert NOT_PREINSTALLED and all(re.search(rf"^{pkg}\b", req, re.M) for pkg in NOT_PREINSTALLED)
-
-
-@pytest.mark.parametrize("chapter", sorted({p.parent.name for p in NOTEBOOKS}))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_fetch_step_works_from_a_fresh_clone(chapter, tmp_path):
-    """The fetch the setup cell runs, from a copy of the helper package that is not installed (as in a fresh
+    """The fetch the setup runs, from a copy of the helper package that is not installed (as in a fresh
     clone), against the local data mirror instead of the internet."""
-    mirror = mirror_file().parent
     clone = tmp_path / "clone"
     shutil.copytree(ROOT / "dlwpt", clone / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
-    code = (
-        "import dlwpt, runpy; print('helper from', dlwpt.__file__); "
-        "runpy.run_module('dlwpt.fetch', run_name='__main__')"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, chapter, "--mirror", str(mirror), "--data-dir", str(tmp_path / "data")],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-    )
+    code = "import dlwpt, runpy; print('from', dlwpt.__file__); runpy.run_module('dlwpt.fetch', run_name='__main__')"
+    mirror, data = str(mirror_file().parent), str(tmp_path / "data")
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code, chapter, "--mirror", mirror, "--data-dir", data],
+                          cwd=clone, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"helper from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout
-    if chapter in {"p1ch3", "p1ch5", "p1ch7"}:
-        # nothing to download (p1ch7's CIFAR-10 comes through torchvision)
+    assert f"from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout
+    if chapter in {"p1ch3", "p1ch5", "p1ch7"}:  # nothing to download (p1ch7's CIFAR-10 comes through torchvision)
         assert "no data files to fetch for this chapter" in proc.stdout
     else:
         assert " fetched, 0 already present, 0 failed" in proc.stdout
