@@ -11,41 +11,32 @@ from dlwpt import device
 RUNNER_ERROR = "MPS backend out of memory (MPS allocated: 0 bytes, other allocations: 0 bytes, max allowed: 0 bytes)."
 
 
-def machine(monkeypatch, cuda=False, mps=False, ones=None):
-    """torch as on a machine with or without CUDA and MPS; ``ones`` stands in for torch.ones (MPS's check)."""
+def machine(monkeypatch, cuda=False, mps=None):
+    """torch as on a machine with or without CUDA; ``mps``: None (no MPS), else what computing there gives."""
     monkeypatch.delenv("DLWPT_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
-    monkeypatch.setattr(device, "_mps_available", lambda: mps)
-    if ones is not None:
-        monkeypatch.setattr(torch, "ones", ones)
+    monkeypatch.setattr(device, "_mps_available", lambda: mps is not None)
 
-
-def mps_computing(result=1.0, error=None):
     def ones(*shape, device=None):
         assert device == "mps"  # the check computes on the device it checks
-        if error:
-            raise RuntimeError(error)
-        return torch.full(shape, result)  # the CPU stands in for the GPU
+        if isinstance(mps, Exception):
+            raise mps
+        return torch.full(shape, mps)  # the CPU stands in for the GPU
 
-    return ones
+    monkeypatch.setattr(torch, "ones", ones)
 
 
-@pytest.mark.parametrize(
-    "cuda, ones, expected",
-    [(True, None, "cuda"), (False, mps_computing(), "mps"), (True, mps_computing(), "cuda"), (False, None, "cpu")],
-)
-def test_auto_picks_best_available(monkeypatch, recwarn, cuda, ones, expected):
-    machine(monkeypatch, cuda=cuda, mps=ones is not None, ones=ones)
+@pytest.mark.parametrize("cuda, mps, expected", [(True, None, "cuda"), (True, 1.0, "cuda"), (False, 1.0, "mps"),
+                                                 (False, None, "cpu")])
+def test_auto_picks_best_available(monkeypatch, recwarn, cuda, mps, expected):
+    machine(monkeypatch, cuda=cuda, mps=mps)
     assert dlwpt.get_device() == torch.device(expected) and not recwarn.list
 
 
-@pytest.mark.parametrize(
-    "ones, reason",
-    [(mps_computing(error=RUNNER_ERROR + "\nTried to allocate 16 bytes."), "out of memory"),
-     (mps_computing(result=0.0), "a wrong result")],
-)
-def test_mps_that_fails_falls_back_to_the_cpu_with_a_warning_and_cannot_be_forced(monkeypatch, ones, reason):
-    machine(monkeypatch, mps=True, ones=ones)
+@pytest.mark.parametrize("mps, reason", [(RuntimeError(RUNNER_ERROR + "\nTried to allocate 16 bytes."), "out of memory"),
+                                         (0.0, "a wrong result")])
+def test_mps_that_fails_falls_back_to_the_cpu_with_a_warning_and_cannot_be_forced(monkeypatch, mps, reason):
+    machine(monkeypatch, mps=mps)
     with pytest.warns(RuntimeWarning, match=f"small computation on it failed .*{reason}.*using the CPU"):
         assert dlwpt.get_device() == torch.device("cpu")
     assert "\n" not in device._mps_failure()  # the error's first line only
@@ -79,7 +70,7 @@ def test_describe_device_prints_one_line_naming_the_gpu(monkeypatch, capsys):
     assert "cuda (Fake GPU 9000)" in dlwpt.describe_device(torch.device("cuda"))
 
 
-@pytest.mark.parametrize("value, quick", [("0", False), ("1", True), ("", False)])
+@pytest.mark.parametrize("value, quick", [("0", False), ("", False), ("1", True), ("yes", True)])
 def test_quick_mode(monkeypatch, value, quick):
     monkeypatch.setenv("DLWPT_QUICK", value)
     assert dlwpt.quick_mode() is quick

@@ -67,21 +67,15 @@ def test_data_present_per_chapter_in_a_complete_data_folder():
     "installed, spec, ok",
     [("2.14.1", ">=2.4,<2.15", True), ("2.14.1+cu130", ">=2.4,<2.15", True), ("2.15.0", ">=2.4,<2.15", False),
      ("2.15.0rc1", ">=2.4,<2.15", False), ("2.3.1", ">=2.4", False), ("2.4", ">=2.4.0", True),
-     ("10.4.0", "==10.4.0", True), ("1.26.4", ">1.26.4", False), ("4.0", "", True)],
+     ("10.4.0", "==10.4.0", True), ("1.26.4", ">1.26.4", False), ("4.0", "", True), ("2.4.1", "~=2.4", None)],
 )
 def test_in_range(installed, spec, ok):
-    """Local build tags do not count, a pre-release of 2.15 is not below 2.15, 2.4 == 2.4.0."""
-    assert doctor.in_range(installed, spec) is ok
-
-
-def test_in_range_agrees_with_packaging_on_this_environment():
-    specifiers = pytest.importorskip("packaging.specifiers")
-    for name, spec in doctor.read_requirements():
-        if installed(name) != "not installed":
-            expected = specifiers.SpecifierSet(spec).contains(installed(name), prereleases=True)
-            assert doctor.in_range(installed(name), spec) is expected, (name, installed(name), spec)
-    with pytest.raises(ValueError, match="unsupported requirement '~=2.4'"):  # an error, not a guess
-        doctor.in_range("2.4.1", "~=2.4")
+    """Local build tags do not count, a pre-release of 2.15 is not below 2.15, 2.4 == 2.4.0; no guesses."""
+    if ok is None:
+        with pytest.raises(ValueError, match=f"unsupported requirement '{spec}'"):
+            doctor.in_range(installed, spec)
+    else:
+        assert doctor.in_range(installed, spec) is ok
 
 
 def test_package_lines_flag_wrong_and_missing_packages(tmp_path):
@@ -133,17 +127,6 @@ def test_hosted_report_is_clean_on_every_tested_configuration(tmp_path):
     assert "requirements.txt" not in packages and "jupyterlab" not in packages
 
 
-def test_hosted_service_is_detected_as_the_setup_cell_detects_it(monkeypatch):
-    for name in ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"]:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
-    assert doctor.hosted_service() is None
-    monkeypatch.setitem(sys.modules, "google.colab", sys)  # the cell's own test
-    assert doctor.hosted_service() == "Colab"
-    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
-    assert doctor.hosted_service() == "Kaggle"
-
-
 def test_a_device_that_fails_is_reported_not_raised(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setenv("DLWPT_DEVICE", "cuda")
@@ -155,12 +138,11 @@ def test_a_device_that_fails_is_reported_not_raised(monkeypatch):
 
 
 def test_first_notebook_calls_the_doctor():
-    """The notebook and the command share one implementation."""
+    """The notebook and the command share one implementation: no second copy of the checks."""
     nb = nbformat.read(ROOT / "p1ch2/1_making_sure_things_work.ipynb", as_version=4)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
-    for function in ["python_lines", "package_lines", "device_lines", "data_lines", "report"]:
-        assert f"doctor.{function}()" in code
-    assert "Requirement(" not in code and "load_manifest" not in code  # no second copy of the checks
+    assert all(f"doctor.{f}()" in code for f in ["python_lines", "package_lines", "device_lines", "data_lines", "report"])
+    assert "Requirement(" not in code and "load_manifest" not in code
 
 
 def test_a_failing_section_does_not_lose_the_others(tmp_path, monkeypatch):

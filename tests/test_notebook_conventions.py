@@ -1,10 +1,8 @@
 """Conventions every notebook keeps: Colab and Kaggle badges, the folded setup cell, and the outputs policy.
 
-Outputs policy: notebooks on real data and real weights (chapters 3-6) are committed with the outputs of
-a full run; chapter 2 (stand-in weights in tests) and chapter 7 (CIFAR stand-in in tests) are committed
-without outputs, or with those of the workflow's book-settings run on the real downloads, recorded in the
-notebook's metadata (tests/book_run.py), never a stand-in's.
-Cells tagged ``nbval-check-output`` are re-checked by nbval on every test run.
+Outputs policy: chapters 3-6 (real data and weights) are committed with the outputs of a full run; chapters 2 and
+7 (stand-ins in tests) without outputs, or with those of a recorded book-settings run on the real downloads
+(tests/book_run.py). Cells tagged ``nbval-check-output`` are re-checked by nbval on every test run.
 """
 
 import re
@@ -28,7 +26,6 @@ NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
 CHAPTERS = sorted({p.parent.name for p in NOTEBOOKS})
 WITH_OUTPUTS = {"p1ch3", "p1ch4", "p1ch5", "p1ch6"}
 SETUP_FIRST_LINE = "# @title Colab and Kaggle setup: does nothing elsewhere"
-FOLDED_NOTE = "*The folded cell below sets this notebook up in Google Colab or Kaggle; elsewhere it does nothing.*"
 # In requirements.txt but not preinstalled on Colab or Kaggle (both have torch, torchvision, numpy, matplotlib,
 # pillow, h5py, imageio, transformers, tokenizers, safetensors, tqdm).
 NOT_PREINSTALLED = {"pydicom"}
@@ -67,19 +64,18 @@ def setup_cell(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_setup_cell_is_folded_with_a_visible_title(path):
     """Folded in JupyterLab/Notebook (source_hidden) and Colab (form view), at most 6 lines, the same in every
-    notebook but for its chapter; the title cell says what it is."""
-    cell = setup_cell(path)
+    notebook but for its chapter."""
+    cell, chapter = setup_cell(path), path.parent.name
     assert cell.metadata.get("jupyter", {}).get("source_hidden") is True and cell.metadata.get("cellView") == "form"
     assert re.fullmatch(r"# @title [^{}]+ \{ display-mode: \"form\" \}", cell.source.split("\n")[0])
-    assert read(path).cells[0].source.rstrip().endswith(FOLDED_NOTE)
-    assert len(cell.source.splitlines()) <= 6
-    chapter = path.parent.name
-    assert f'.setup("{chapter}")' in cell.source
+    assert len(cell.source.splitlines()) <= 6 and f'.setup("{chapter}")' in cell.source
     assert cell.source.replace(chapter, "CH") == setup_cell(NOTEBOOKS[0]).source.replace("p1ch2", "CH")
 
 
-def as_host(monkeypatch, tmp_path, host):
-    """Simulate ``host`` (None, "Colab", "Kaggle") with a home folder of its own."""
+def as_host(monkeypatch, tmp_path, host, served=True, fail_at=None):
+    """As on ``host`` (None, "Colab", "Kaggle": here with HOSTED_INSTALLS, Colab without), home in ``tmp_path``: the
+    cell's ``git clone`` of REPO_URL gets a local repository (if ``served``); ``hosted.setup``'s commands are
+    recorded, the one naming ``fail_at`` fails."""
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"]:
         monkeypatch.delenv(name, raising=False)
@@ -89,23 +85,13 @@ def as_host(monkeypatch, tmp_path, host):
     elif host == "Colab":
         monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     monkeypatch.setattr(sys, "path", list(sys.path))
-
-
-def serve_repository(monkeypatch, tmp_path, exists=True):
-    """The cell's ``git clone`` of REPO_URL gets a local repository (branch REPO_BRANCH) instead of GitHub's."""
     source = tmp_path / "served"
-    if exists:
-        git = ["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t"]
+    if served:
         subprocess.run(["git", "init", "-q", "-b", dlwpt.REPO_BRANCH, str(source)], check=True)
-        (source / "README.md").write_text("a stand-in of this repository\n", encoding="utf-8")
-        subprocess.run(git + ["add", "README.md"], check=True)
-        subprocess.run(git + ["commit", "-q", "-m", "stand-in"], check=True)
+        subprocess.run(["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
+                        "--allow-empty", "-m", "a stand-in of this repository"], check=True)
     for key, value in {"KEY_0": f"url.{source.as_uri()}.insteadOf", "VALUE_0": dlwpt.REPO_URL, "COUNT": "1"}.items():
         monkeypatch.setenv(f"GIT_CONFIG_{key}", value)
-
-
-def fake_steps(monkeypatch, fail_at=None):
-    """Record the commands and folder changes of ``hosted.setup``; the command naming ``fail_at`` fails."""
     calls = []
 
     def run(cmd, **kw):
@@ -115,7 +101,7 @@ def fake_steps(monkeypatch, fail_at=None):
 
     monkeypatch.setattr(hosted, "subprocess", types.SimpleNamespace(run=run))  # the cell's git clone stays real
     monkeypatch.setattr(hosted, "os", types.SimpleNamespace(chdir=lambda folder: calls.append(("chdir", folder))))
-    monkeypatch.setattr(hosted, "installed", lambda name: False)  # nothing preinstalled
+    monkeypatch.setattr(hosted, "installed", lambda name: host != "Colab")
     return calls
 
 
@@ -125,8 +111,7 @@ def run_cell(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, tmp_path, monkeypatch, capsys):
-    as_host(monkeypatch, tmp_path, None)
-    calls, before = fake_steps(monkeypatch), list(sys.path)
+    calls, before = as_host(monkeypatch, tmp_path, None, served=False), list(sys.path)
     run_cell(path)
     assert hosted.setup(path.parent.name) is None
     assert capsys.readouterr().out == "" and calls == [] and sys.path == before and not any(tmp_path.iterdir())
@@ -135,18 +120,14 @@ def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, tmp_pat
 @pytest.mark.parametrize("host", ["Colab", "Kaggle"])
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tmp_path, monkeypatch, capsys):
-    """Simulated Colab and Kaggle: the cell clones (shallow, from a local repository) and hands over to
-    ``dlwpt.hosted.setup``, whose commands are recorded."""
-    as_host(monkeypatch, tmp_path, host)
-    serve_repository(monkeypatch, tmp_path)
-    calls = fake_steps(monkeypatch)
+    """The cell clones (shallow, the branch) and hands over to ``dlwpt.hosted.setup``, whose commands we check."""
+    calls = as_host(monkeypatch, tmp_path, host)
     run_cell(ROOT / chapter / "exercises_solutions.ipynb")
-    clone = tmp_path / "dlwpt-2e"
-    assert (clone / "README.md").is_file() and (clone / ".git" / "shallow").is_file()
-    assert sys.path[0] == str(clone)  # the helper package comes from the clone, not from an (editable) install
+    assert (tmp_path / "dlwpt-2e/.git/shallow").is_file()
+    assert sys.path[0] == str(tmp_path / "dlwpt-2e")  # the helper package comes from the clone, not an install
     *installs, fetch, chdir = calls
-    ranges = dict(read_requirements())  # what the services lack, in requirements.txt's range
-    wanted = [name + ranges[name] for name in HOSTED_INSTALLS.get(chapter, [])]
+    ranges = dict(read_requirements())  # what the service lacks (only), in requirements.txt's range
+    wanted = [name + ranges[name] for name in HOSTED_INSTALLS.get(chapter, []) if host == "Colab"]
     assert installs == ([([sys.executable, "-m", "pip", "install", "-q", *wanted], dlwpt.REPO_ROOT)] if wanted else [])
     assert fetch == ([sys.executable, "-m", "dlwpt.fetch", chapter], dlwpt.REPO_ROOT)
     assert chdir == ("chdir", dlwpt.REPO_ROOT / chapter)
@@ -164,14 +145,12 @@ def test_packages_installed_on_colab_are_in_requirements():
 
 @pytest.mark.parametrize("fail_at", ["git", "pip", "dlwpt.fetch"])
 def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, tmp_path, monkeypatch, capsys):
-    as_host(monkeypatch, tmp_path, "Colab")
-    serve_repository(monkeypatch, tmp_path, exists=fail_at != "git")
-    fake_steps(monkeypatch, fail_at)
+    as_host(monkeypatch, tmp_path, "Colab", served=fail_at != "git", fail_at=fail_at)
     with pytest.raises((AssertionError, RuntimeError)) as failure:
         run_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb")  # the one chapter with all three steps
     message = str(failure.value)
     if fail_at == "git":  # git's own message, and what to do on Kaggle
-        assert "fatal: " in message and "switch Internet on" in message
+        assert "fatal: " in message and "On Kaggle, switch Internet on" in message
     else:
         assert message.startswith("Colab setup failed: ") and fail_at in message.split("\n")[0]
         assert "its stdout" in message and "fatal: the reason" in message and "Internet" not in message
@@ -179,30 +158,25 @@ def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, tmp_path, mo
 
 
 def test_setup_cell_failure_on_kaggle_names_the_internet_switch(tmp_path, monkeypatch):
-    as_host(monkeypatch, tmp_path, "Kaggle")
-    fake_steps(monkeypatch, "dlwpt.fetch")
+    as_host(monkeypatch, tmp_path, "Kaggle", fail_at="dlwpt.fetch")
     with pytest.raises(RuntimeError, match=r"Kaggle setup failed \(on Kaggle, switch Internet on in the notebook's"):
         hosted.setup("p1ch4")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_fetch_step_works_from_a_fresh_clone(chapter, tmp_path):
-    """The fetch the setup runs, from a copy of the helper package that is not installed (as in a fresh
-    clone), against the local data mirror instead of the internet."""
+    """The setup's fetch, from a copy of the helper package that is not installed (as in a fresh clone; and with
+    no warning from runpy: dlwpt does not import dlwpt.fetch), from the local data mirror."""
     clone = tmp_path / "clone"
     shutil.copytree(ROOT / "dlwpt", clone / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
     code = "import dlwpt, runpy; print('from', dlwpt.__file__); runpy.run_module('dlwpt.fetch', run_name='__main__')"
     mirror, data = str(mirror_file().parent), str(tmp_path / "data")
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code, chapter, "--mirror", mirror, "--data-dir", data],
                           cwd=clone, capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout
-    if chapter in {"p1ch3", "p1ch5", "p1ch7"}:  # nothing to download (p1ch7's CIFAR-10 comes through torchvision)
-        assert "no data files to fetch for this chapter" in proc.stdout
-    else:
-        assert " fetched, 0 already present, 0 failed" in proc.stdout
-    if chapter == "p1ch6":  # its exercises use chapter 4's wine data
-        assert (tmp_path / "data/p1ch4/tabular-wine/winequality-white.csv").is_file()
+    assert proc.returncode == 0 and f"from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout, proc.stdout + proc.stderr
+    nothing = chapter in {"p1ch3", "p1ch5", "p1ch7"}  # p1ch7's CIFAR-10 comes through torchvision
+    assert ("no data files to fetch" if nothing else " fetched, 0 already present, 0 failed") in proc.stdout
+    assert (tmp_path / "data/p1ch4/tabular-wine").is_dir() == (chapter in {"p1ch4", "p1ch6"})  # ch. 6 reads ch. 4's
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
