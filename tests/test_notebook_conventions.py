@@ -70,12 +70,14 @@ def test_setup_cell_is_folded_with_a_visible_title(path):
     assert re.fullmatch(r"# @title [^{}]+ \{ display-mode: \"form\" \}", cell.source.split("\n")[0])
     assert len(cell.source.splitlines()) <= 6 and f'.setup("{chapter}")' in cell.source
     assert cell.source.replace(chapter, "CH") == setup_cell(NOTEBOOKS[0]).source.replace("p1ch2", "CH")
+    code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
+    imports = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))  # what the services lack, installed
+    assert NOT_PREINSTALLED & imports <= set(HOSTED_INSTALLS.get(chapter, [])) <= {n for n, _ in read_requirements()}
 
 
 def as_host(monkeypatch, tmp_path, host, served=True, fail_at=None):
-    """As on ``host`` (None, "Colab", "Kaggle": here with HOSTED_INSTALLS, Colab without), home in ``tmp_path``: the
-    cell's ``git clone`` of REPO_URL gets a local repository (if ``served``); ``hosted.setup``'s commands are
-    recorded, the one naming ``fail_at`` fails."""
+    """As on ``host`` (None, "Colab": lacking HOSTED_INSTALLS, "Kaggle"), home in ``tmp_path``: the cell clones a local
+    repository (if ``served``); ``hosted.setup``'s commands are recorded, the one naming ``fail_at`` fails."""
     monkeypatch.setenv("HOME", str(tmp_path))
     for name in ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"]:
         monkeypatch.delenv(name, raising=False)
@@ -109,20 +111,18 @@ def run_cell(path):
     exec(compile(setup_cell(path).source, str(path), "exec"), {})
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, tmp_path, monkeypatch, capsys):
-    calls, before = as_host(monkeypatch, tmp_path, None, served=False), list(sys.path)
-    run_cell(path)
-    assert hosted.setup(path.parent.name) is None
-    assert capsys.readouterr().out == "" and calls == [] and sys.path == before and not any(tmp_path.iterdir())
-
-
-@pytest.mark.parametrize("host", ["Colab", "Kaggle"])
+@pytest.mark.parametrize("host", [None, "Colab", "Kaggle"])
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tmp_path, monkeypatch, capsys):
-    """The cell clones (shallow, the branch) and hands over to ``dlwpt.hosted.setup``, whose commands we check."""
-    calls = as_host(monkeypatch, tmp_path, host)
+    """Elsewhere the cell does nothing, silently. On Colab and Kaggle it clones (shallow, the branch) and hands over
+    to ``dlwpt.hosted.setup``, whose commands we check."""
+    calls, before = as_host(monkeypatch, tmp_path, host), list(sys.path)
     run_cell(ROOT / chapter / "exercises_solutions.ipynb")
+    out = capsys.readouterr().out
+    if host is None:
+        assert out == "" and calls == [] and sys.path == before and not (tmp_path / "dlwpt-2e").exists()
+        assert hosted.setup(chapter) is None and calls == [] and capsys.readouterr().out == ""
+        return
     assert (tmp_path / "dlwpt-2e/.git/shallow").is_file()
     assert sys.path[0] == str(tmp_path / "dlwpt-2e")  # the helper package comes from the clone, not an install
     *installs, fetch, chdir = calls
@@ -131,36 +131,23 @@ def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tm
     assert installs == ([([sys.executable, "-m", "pip", "install", "-q", *wanted], dlwpt.REPO_ROOT)] if wanted else [])
     assert fetch == ([sys.executable, "-m", "dlwpt.fetch", chapter], dlwpt.REPO_ROOT)
     assert chdir == ("chdir", dlwpt.REPO_ROOT / chapter)
-    out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith(f"{host} setup: ") and chapter in out, out
 
 
-def test_packages_installed_on_colab_are_in_requirements():
-    assert NOT_PREINSTALLED <= {name for name, _ in read_requirements()}
-    for path in NOTEBOOKS:  # a notebook that imports what the services lack has it installed
-        code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
-        imports = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))
-        assert NOT_PREINSTALLED & imports <= set(HOSTED_INSTALLS.get(path.parent.name, [])), path
-
-
-@pytest.mark.parametrize("fail_at", ["git", "pip", "dlwpt.fetch"])
-def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, tmp_path, monkeypatch, capsys):
-    as_host(monkeypatch, tmp_path, "Colab", served=fail_at != "git", fail_at=fail_at)
+@pytest.mark.parametrize("host, fail_at", [("Colab", "git"), ("Colab", "pip"), ("Kaggle", "dlwpt.fetch")])
+def test_setup_cell_shows_a_failing_step_in_full_and_stops(host, fail_at, tmp_path, monkeypatch, capsys):
+    """With its whole output; on Kaggle (offline unless switched on), saying where to switch the Internet on."""
+    as_host(monkeypatch, tmp_path, host, served=fail_at != "git", fail_at=fail_at)
     with pytest.raises((AssertionError, RuntimeError)) as failure:
         run_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb")  # the one chapter with all three steps
     message = str(failure.value)
-    if fail_at == "git":  # git's own message, and what to do on Kaggle
+    if fail_at == "git":  # git's own message, and the hint (the helper package is not there yet)
         assert "fatal: " in message and "On Kaggle, switch Internet on" in message
     else:
-        assert message.startswith("Colab setup failed: ") and fail_at in message.split("\n")[0]
-        assert "its stdout" in message and "fatal: the reason" in message and "Internet" not in message
+        hint = " (on Kaggle, switch Internet on in the notebook's settings)" if host == "Kaggle" else ""
+        assert message.startswith(f"{host} setup failed{hint}: ") and fail_at in message.split("\n")[0]
+        assert "its stdout" in message and "fatal: the reason" in message
     assert capsys.readouterr().out == ""  # no "setup done" line
-
-
-def test_setup_cell_failure_on_kaggle_names_the_internet_switch(tmp_path, monkeypatch):
-    as_host(monkeypatch, tmp_path, "Kaggle", fail_at="dlwpt.fetch")
-    with pytest.raises(RuntimeError, match=r"Kaggle setup failed \(on Kaggle, switch Internet on in the notebook's"):
-        hosted.setup("p1ch4")
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)

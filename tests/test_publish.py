@@ -33,19 +33,13 @@ def small_copy(root, chapters=("p1ch3", "p1ch5")):
 
 
 def repository_copy(root):
-    """The files of this checkout that git tracks or would track (not .venv, data/, caches)."""
-    if shutil.which("git") is None or not (ROOT / ".git").exists():
-        pytest.skip("needs a git checkout to list the repository's files")
-    listed = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
-    for rel in subprocess.run(listed, cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0"):
-        if rel and (ROOT / rel).is_file():
-            (root / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(ROOT / rel, root / rel)
+    """This checkout but for its git folder, environments, caches and downloads (publish never reads them)."""
+    skip = shutil.ignore_patterns(".git", ".venv*", "*_cache", "__pycache__", "data", "data-unversioned", "outputs")
+    shutil.copytree(ROOT, root, ignore=skip, dirs_exist_ok=True)
     return tree(root)
 
 
 def swapped(old, old_branch, new, new_branch):
-    """The exact strings that change (the same in the notebooks' JSON strings)."""
     gh = "https://github.com/"
     return [
         (f"google.com/github/{old}/blob/{old_branch}/", f"google.com/github/{new}/blob/{new_branch}/"),
@@ -72,11 +66,6 @@ def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_p
     check = [sys.executable, "-c", "import dlwpt; print(dlwpt.REPO_URL, dlwpt.REPO_BRANCH)"]
     assert subprocess.run(check, cwd=tmp_path, capture_output=True, text=True).stdout.split() == [
         f"https://github.com/{NEW}", NEW_BRANCH]
-    # the convention tests, run in the copy, agree with the new constant: the badges, and the cells clone it
-    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_notebook_conventions.py",
-             "-k", "badges or clones_installs"]
-    proc = subprocess.run(tests, cwd=tmp_path, capture_output=True, text=True)
-    assert proc.returncode == 0 and " passed" in proc.stdout, proc.stdout[-3000:]
     # publishing again is a no-op; publishing back restores every byte
     assert "nothing to change" in publish(tmp_path, NEW, "--branch", NEW_BRANCH).stdout
     assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0
@@ -131,10 +120,7 @@ def test_publish_keeps_crlf_line_endings(tmp_path):
             path = tmp_path / rel
             path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
     crlf = tree(tmp_path)
-    proc = publish(tmp_path, OLD, "--branch", OLD_BRANCH)  # already there
-    assert proc.returncode == 0 and "nothing to change" in proc.stdout and tree(tmp_path) == crlf, proc.stderr
+    assert "nothing to change" in publish(tmp_path, OLD, "--branch", OLD_BRANCH).stdout and tree(tmp_path) == crlf
     assert publish(tmp_path, NEW, "--branch", NEW_BRANCH).returncode == 0
-    for rel, data in tree(tmp_path).items():
-        assert data.count(b"\n") == data.count(b"\r\n") or crlf[rel] == data, rel  # no bare LF written
     assert f'REPO_URL = "https://github.com/{NEW}"\r\n'.encode() in (tmp_path / "dlwpt/__init__.py").read_bytes()
-    assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0 and tree(tmp_path) == crlf
+    assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0 and tree(tmp_path) == crlf  # every CR too
