@@ -1,9 +1,6 @@
-"""Conventions every notebook keeps: Colab and Kaggle badges, the folded setup cell, and the outputs policy.
-
-Outputs policy: chapters 3-6 (real data and weights) are committed with the outputs of a full run; chapters 2 and
-7 (stand-ins in tests) without outputs, or with those of a recorded book-settings run on the real downloads
-(tests/book_run.py). Cells tagged ``nbval-check-output`` are re-checked by nbval on every test run.
-"""
+"""Conventions every notebook keeps: Colab and Kaggle badges, the folded setup cell, and the outputs policy:
+chapters 3-6 (real data and weights) are committed with the outputs of a full run; chapters 2 and 7 (stand-ins in
+tests) without outputs, or with those of a recorded book-settings run on the real downloads (tests/book_run.py)."""
 
 import re
 import shutil
@@ -26,9 +23,7 @@ NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
 CHAPTERS = sorted({p.parent.name for p in NOTEBOOKS})
 WITH_OUTPUTS = {"p1ch3", "p1ch4", "p1ch5", "p1ch6"}
 SETUP_FIRST_LINE = "# @title Colab and Kaggle setup: does nothing elsewhere"
-# In requirements.txt but not preinstalled on Colab or Kaggle (both have torch, torchvision, numpy, matplotlib,
-# pillow, h5py, imageio, transformers, tokenizers, safetensors, tqdm).
-NOT_PREINSTALLED = {"pydicom"}
+NOT_PREINSTALLED = {"pydicom"}  # of requirements.txt, on Colab or Kaggle (both have torch, ..., transformers)
 
 
 def ids(paths):
