@@ -2,6 +2,7 @@
 
 import builtins
 import errno
+import re
 import shutil
 import subprocess
 import sys
@@ -25,51 +26,46 @@ def tree(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def small_copy(root, chapters=("p1ch3", "p1ch5")):
-    """dlwpt/ and some chapters' notebooks: enough for ``publish``."""
-    for folder in ["dlwpt", *chapters]:
+def small_copy(root):
+    """dlwpt/ and two chapters' notebooks: enough for ``publish``."""
+    for folder in ["dlwpt", "p1ch3", "p1ch5"]:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
     return tree(root)
 
 
-def repository_copy(root):
-    """This checkout but for its git folder, environments, caches and downloads (publish never reads them)."""
+GH = "https://github.com/"
+SWAPPED = [  # (old, new): the exact strings that change (the same in the notebooks' JSON strings)
+    (f"google.com/github/{OLD}/blob/{OLD_BRANCH}/", f"google.com/github/{NEW}/blob/{NEW_BRANCH}/"),
+    (f"welcome?src={GH}{OLD}/blob/{OLD_BRANCH}/", f"welcome?src={GH}{NEW}/blob/{NEW_BRANCH}/"),
+    (f"-b {OLD_BRANCH} {GH}{OLD} ", f"-b {NEW_BRANCH} {GH}{NEW} "),  # the setup cell's git clone
+    (f'REPO_URL = "{GH}{OLD}"', f'REPO_URL = "{GH}{NEW}"'),
+    (f'REPO_BRANCH = "{OLD_BRANCH}"', f'REPO_BRANCH = "{NEW_BRANCH}"'),
+]
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])  # CRLF: a Windows checkout with core.autocrlf=true
+def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_path, newline):
     skip = shutil.ignore_patterns(".git", ".venv*", "*_cache", "__pycache__", "data", "data-unversioned", "outputs")
-    shutil.copytree(ROOT, root, ignore=skip, dirs_exist_ok=True)
-    return tree(root)
-
-
-def swapped(old, old_branch, new, new_branch):
-    gh = "https://github.com/"
-    return [
-        (f"google.com/github/{old}/blob/{old_branch}/", f"google.com/github/{new}/blob/{new_branch}/"),
-        (f"welcome?src={gh}{old}/blob/{old_branch}/", f"welcome?src={gh}{new}/blob/{new_branch}/"),
-        (f"-b {old_branch} {gh}{old} ", f"-b {new_branch} {gh}{new} "),  # the setup cell's git clone
-        (f'REPO_URL = "{gh}{old}"', f'REPO_URL = "{gh}{new}"'),
-        (f'REPO_BRANCH = "{old_branch}"', f'REPO_BRANCH = "{new_branch}"'),
-    ]
-
-
-def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_path):
-    before = repository_copy(tmp_path)
+    shutil.copytree(ROOT, tmp_path, ignore=skip, dirs_exist_ok=True)  # publish never reads what is left out
+    for path in [tmp_path / "dlwpt/__init__.py", *tmp_path.glob("p1ch*/*.ipynb")]:
+        path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", newline.encode()))
+    before = tree(tmp_path)
+    assert "nothing to change" in publish(tmp_path, OLD, "--branch", OLD_BRANCH).stdout and tree(tmp_path) == before
     proc = publish(tmp_path, NEW, "--branch", NEW_BRANCH)
-    assert proc.returncode == 0 and f"Now pointing at https://github.com/{NEW} (branch {NEW_BRANCH})" in proc.stdout
+    assert proc.returncode == 0 and f"Now pointing at {GH}{NEW} (branch {NEW_BRANCH})" in proc.stdout
     after = tree(tmp_path)
     changed = sorted(rel for rel in before if after[rel] != before[rel])
-    notebooks = [rel for rel in before if rel.startswith("p1ch") and rel.endswith(".ipynb")]
-    assert changed == sorted(["dlwpt/__init__.py", *notebooks])
-    for rel in changed:  # byte for byte: putting the old location back gives the original file
+    assert changed == sorted(["dlwpt/__init__.py", *(rel for rel in before if re.fullmatch(r"p1ch\d/.*\.ipynb", rel))])
+    for rel in changed:  # byte for byte, line endings too: putting the old location back gives the original file
         text = after[rel].decode()
-        for old, new in swapped(OLD, OLD_BRANCH, NEW, NEW_BRANCH):
+        for old, new in SWAPPED:
             text = text.replace(new, old)
         assert text == before[rel].decode() and (rel.endswith(".py") or OLD not in after[rel].decode()), rel
     check = [sys.executable, "-c", "import dlwpt; print(dlwpt.REPO_URL, dlwpt.REPO_BRANCH)"]
-    assert subprocess.run(check, cwd=tmp_path, capture_output=True, text=True).stdout.split() == [
-        f"https://github.com/{NEW}", NEW_BRANCH]
+    assert subprocess.run(check, cwd=tmp_path, capture_output=True, text=True).stdout.split() == [GH + NEW, NEW_BRANCH]
     # publishing again is a no-op; publishing back restores every byte
     assert "nothing to change" in publish(tmp_path, NEW, "--branch", NEW_BRANCH).stdout
-    assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0
-    assert {rel: data for rel, data in tree(tmp_path).items() if rel in before} == before
+    assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0 and tree(tmp_path) == before
 
 
 @pytest.mark.parametrize(
@@ -111,16 +107,3 @@ def test_full_disk_mid_write_leaves_every_file_as_it_was(tmp_path, monkeypatch):
     monkeypatch.undo()
     written = P.publish(NEW, NEW_BRANCH, root=tmp_path)  # the disk has room again: the same command completes
     assert "dlwpt/__init__.py" in written and len(written) == 1 + sum(rel.endswith(".ipynb") for rel in before)
-
-
-def test_publish_keeps_crlf_line_endings(tmp_path):
-    """A Windows checkout with core.autocrlf=true: CRLF files stay CRLF, byte-identical when nothing changes."""
-    for rel in small_copy(tmp_path):
-        if rel.endswith(".ipynb") or rel == "dlwpt/__init__.py":
-            path = tmp_path / rel
-            path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
-    crlf = tree(tmp_path)
-    assert "nothing to change" in publish(tmp_path, OLD, "--branch", OLD_BRANCH).stdout and tree(tmp_path) == crlf
-    assert publish(tmp_path, NEW, "--branch", NEW_BRANCH).returncode == 0
-    assert f'REPO_URL = "https://github.com/{NEW}"\r\n'.encode() in (tmp_path / "dlwpt/__init__.py").read_bytes()
-    assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0 and tree(tmp_path) == crlf  # every CR too
