@@ -34,12 +34,6 @@ def read(path):
     return nbformat.read(path, as_version=4)
 
 
-def test_there_are_notebooks_for_every_chapter():
-    assert CHAPTERS == ["p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"]
-    for chapter in CHAPTERS:
-        assert (ROOT / chapter / "README.md").is_file() and (ROOT / chapter / "exercises_solutions.ipynb").is_file()
-
-
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_colab_and_kaggle_badges_point_at_this_notebook(path):
     first = read(path).cells[0]
@@ -85,8 +79,8 @@ def as_host(monkeypatch, tmp_path, host, served=True, fail_at=None):
     source = tmp_path / "served"
     if served:
         subprocess.run(["git", "init", "-q", "-b", dlwpt.REPO_BRANCH, str(source)], check=True)
-        subprocess.run(["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q",
-                        "--allow-empty", "-m", "a stand-in of this repository"], check=True)
+        subprocess.run(["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "0",
+                        "--allow-empty"], check=True)
     for key, value in {"KEY_0": f"url.{source.as_uri()}.insteadOf", "VALUE_0": dlwpt.REPO_URL, "COUNT": "1"}.items():
         monkeypatch.setenv(f"GIT_CONFIG_{key}", value)
     calls = []
@@ -102,17 +96,12 @@ def as_host(monkeypatch, tmp_path, host, served=True, fail_at=None):
     return calls
 
 
-def run_cell(path):
-    exec(compile(setup_cell(path).source, str(path), "exec"), {})
-
-
 @pytest.mark.parametrize("host", [None, "Colab", "Kaggle"])
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tmp_path, monkeypatch, capsys):
-    """Elsewhere the cell does nothing, silently. On Colab and Kaggle it clones (shallow, the branch) and hands over
-    to ``dlwpt.hosted.setup``, whose commands we check."""
+    """Elsewhere the cell does nothing, silently; on Colab and Kaggle it clones and calls ``dlwpt.hosted.setup``."""
     calls, before = as_host(monkeypatch, tmp_path, host), list(sys.path)
-    run_cell(ROOT / chapter / "exercises_solutions.ipynb")
+    exec(setup_cell(ROOT / chapter / "exercises_solutions.ipynb").source, {})
     out = capsys.readouterr().out
     if host is None:
         assert out == "" and calls == [] and sys.path == before and not (tmp_path / "dlwpt-2e").exists()
@@ -134,7 +123,7 @@ def test_setup_cell_shows_a_failing_step_in_full_and_stops(host, fail_at, tmp_pa
     """With its whole output; on Kaggle (offline unless switched on), saying where to switch the Internet on."""
     as_host(monkeypatch, tmp_path, host, served=fail_at != "git", fail_at=fail_at)
     with pytest.raises((AssertionError, RuntimeError)) as failure:
-        run_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb")  # the one chapter with all three steps
+        exec(setup_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb").source, {})  # the one chapter with all three steps
     message = str(failure.value)
     if fail_at == "git":  # git's own message, and the hint (the helper package is not there yet)
         assert "fatal: " in message and "On Kaggle, switch Internet on" in message
@@ -149,7 +138,8 @@ def test_setup_cell_shows_a_failing_step_in_full_and_stops(host, fail_at, tmp_pa
 def test_setup_cell_fetch_step_works_from_a_fresh_clone(chapter, tmp_path):
     """The setup's fetch, from a copy of the helper package that is not installed (as in a fresh clone; and with
     no warning from runpy: dlwpt does not import dlwpt.fetch), from the local data mirror."""
-    clone = tmp_path / "clone"
+    assert CHAPTERS == [f"p1ch{n}" for n in range(2, 8)] and (ROOT / chapter / "README.md").is_file()
+    clone = tmp_path / "clone"  # (every chapter has its README and exercises_solutions.ipynb, read above)
     shutil.copytree(ROOT / "dlwpt", clone / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
     code = "import dlwpt, runpy; print('from', dlwpt.__file__); runpy.run_module('dlwpt.fetch', run_name='__main__')"
     mirror, data = str(mirror_file().parent), str(tmp_path / "data")
@@ -169,8 +159,7 @@ def test_outputs_policy(path):
         assert not any(o.get("output_type") == "error" for o in cell.outputs), "committed error output"
         assert "execution" not in cell.metadata, "strip nbconvert's timestamps (noisy diffs on every rerun)"
     if path.parent.name in WITH_OUTPUTS:
-        counts = [c.execution_count for c in code]
-        assert counts == list(range(1, len(code) + 1)), "commit the outputs of one full, in-order run"
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "outputs of one in-order run"
         assert any("nbval-check-output" in c.metadata.get("tags", []) for c in code), "tag the book's figures"
     else:  # without outputs, or with those of one recorded book-settings run on the real downloads
         assert policy_problems(nb, path.parent.name) == [], "commit without outputs (see tests/book_run.py)"

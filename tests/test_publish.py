@@ -26,8 +26,7 @@ def tree(root):
     return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def small_copy(root):
-    """dlwpt/ and two chapters' notebooks: enough for ``publish``."""
+def small_copy(root):  # enough for publish
     for folder in ["dlwpt", "p1ch3", "p1ch5"]:
         shutil.copytree(ROOT / folder, root / folder, ignore=shutil.ignore_patterns("__pycache__", ".ipynb_*"))
     return tree(root)
@@ -55,14 +54,12 @@ def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_p
     assert proc.returncode == 0 and f"Now pointing at {GH}{NEW} (branch {NEW_BRANCH})" in proc.stdout
     after = tree(tmp_path)
     changed = sorted(rel for rel in before if after[rel] != before[rel])
-    assert changed == sorted(["dlwpt/__init__.py", *(rel for rel in before if re.fullmatch(r"p1ch\d/.*\.ipynb", rel))])
+    assert changed == sorted(["dlwpt/__init__.py", *(rel for rel in before if re.fullmatch(r"p1ch\d/[^/]*\.ipynb", rel))])
     for rel in changed:  # byte for byte, line endings too: putting the old location back gives the original file
         text = after[rel].decode()
         for old, new in SWAPPED:
             text = text.replace(new, old)
         assert text == before[rel].decode() and (rel.endswith(".py") or OLD not in after[rel].decode()), rel
-    check = [sys.executable, "-c", "import dlwpt; print(dlwpt.REPO_URL, dlwpt.REPO_BRANCH)"]
-    assert subprocess.run(check, cwd=tmp_path, capture_output=True, text=True).stdout.split() == [GH + NEW, NEW_BRANCH]
     # publishing again is a no-op; publishing back restores every byte
     assert "nothing to change" in publish(tmp_path, NEW, "--branch", NEW_BRANCH).stdout
     assert publish(tmp_path, OLD, "--branch", OLD_BRANCH).returncode == 0 and tree(tmp_path) == before
@@ -70,15 +67,9 @@ def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_p
 
 @pytest.mark.parametrize(
     "args, reason",
-    [
-        (["alice"], "not a GitHub OWNER/NAME"),
-        (["alice/dl notes"], "not a GitHub OWNER/NAME"),
-        (["alice-/x"], "not a GitHub OWNER/NAME"),
-        (["alice/.."], "not a GitHub OWNER/NAME"),
-        (["alice/x", "--branch", "../main"], "not a branch name"),
-        (["alice/x", "--branch", "a;b c"], "not a branch name"),  # the setup cell hands it to a shell
-        ([NEW], "2_autograd.ipynb: expected"),  # a notebook not as expected
-    ],
+    [*[([name], "not a GitHub OWNER/NAME") for name in ["alice", "alice/dl notes", "alice-/x", "alice/.."]],
+     *[(["alice/x", "--branch", b], "not a branch name") for b in ["../main", "a;b c"]],  # the setup cell's shell
+     ([NEW], "2_autograd.ipynb: expected")],  # a notebook not as expected
 )
 def test_publish_refuses_bad_input_and_changes_nothing(args, reason, tmp_path):
     small_copy(tmp_path)
