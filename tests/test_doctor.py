@@ -123,11 +123,11 @@ def test_first_notebook_calls_the_doctor():
 
 def test_a_failing_section_does_not_lose_the_others(tmp_path, monkeypatch):
     """A broken CUDA library: importing torch raises OSError. The Device section says so; the rest follows."""
+    broken = "libcudart.so.12: cannot open shared object file"
     (tmp_path / "fake/torch").mkdir(parents=True)
-    (tmp_path / "fake/torch/__init__.py").write_text('raise OSError("libcudart.so.12: cannot open shared object file")')
+    (tmp_path / "fake/torch/__init__.py").write_text(f'raise OSError("{broken}")', encoding="utf-8")
     out = run_doctor("--data-dir", str(tmp_path), pythonpath=[str(tmp_path / "fake")])
-    broken = "OSError: libcudart.so.12: cannot open shared object file"
-    assert section(out, "Device").strip() == f"torch cannot be imported: {broken}"
+    assert section(out, "Device").strip() == f"torch cannot be imported: OSError: {broken}"
     assert f"\n## Data ({tmp_path})\n" in out and "p1ch3: no data files needed" in out
     monkeypatch.setattr(doctor, "package_lines", lambda: 1 / 0)  # any other section that fails
     text = doctor.report()
