@@ -1,5 +1,4 @@
-"""Notebooks started outside their chapter folder stop at their first data cell, saying what to do: the book's
-relative paths (``../data/...``) hold only there; papermill or VS Code may start a kernel in the repository root."""
+"""Notebooks started outside their chapter folder (papermill, VS Code) stop at their first data cell, saying why."""
 
 import nbformat
 import pytest
