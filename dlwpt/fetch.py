@@ -18,7 +18,6 @@ of the manifest (``.<name>.<random>.part``), and nothing else.
 
 import argparse
 import contextlib
-import csv
 import errno
 import hashlib
 import http.client
@@ -34,13 +33,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import DATA_DIR
+# The manifest and its reader live in dlwpt.data (require_data reads them too); named here as before.
+from .data import COLUMNS, DATA_DIR, MANIFEST, Entry, ManifestError, load_manifest, under  # noqa: F401
 
-MANIFEST = Path(__file__).with_name("manifest.tsv")
-COLUMNS = ["path", "size", "sha256", "url", "git_blob"]
 MIRROR_ENV = "DLWPT_DATA_MIRROR"
 CHUNK = 1 << 20
 PROGRESS_MIN_BYTES = 1 << 20  # progress bar for files of 1 MiB and more
@@ -54,20 +51,6 @@ GRACE = 30
 MIN_RATE = 10_000
 LOCK_NAME = ".fetch.lock"  # in the data folder: one run at a time writes there
 
-@dataclass(frozen=True)
-class Entry:
-    path: str  # relative to data/
-    size: "int | None"
-    sha256: "str | None"
-    url: str
-    git_blob: "str | None"  # SHA-1 of b"blob <size>\0" + content, for files with no published SHA-256
-
-    @property
-    def optional(self):
-        # Hosted outside the book's second-edition repository and not mirrored:
-        # its absence is reported but does not fail a fetch.
-        return self.git_blob is not None
-
 
 class FetchError(Exception):
     pass
@@ -79,62 +62,6 @@ class Unreachable(FetchError):
     def __init__(self, host, message):
         super().__init__(message)
         self.host = host
-
-
-class ManifestError(Exception):
-    pass
-
-
-def _check_row(r):
-    """The reason a manifest row (a dict of COLUMNS) is unusable, or None."""
-    parts = r["path"].split("/")
-    if "\\" in r["path"] or re.match(r"[A-Za-z]:", r["path"]) or any(p in {"", ".", ".."} for p in parts):
-        return f"path {r['path']!r} must be relative to the data folder (no '..', '.', '//', '/...' or '\\')"
-    if r["size"] and not r["size"].isdigit():
-        return f"size {r['size']!r} is not a whole number of bytes"
-    if r["sha256"] and not re.fullmatch(r"[0-9a-fA-F]{64}", r["sha256"]):
-        return f"sha256 {r['sha256']!r} is not 64 hexadecimal digits"
-    if r["git_blob"] and not re.fullmatch(r"[0-9a-fA-F]{40}", r["git_blob"]):
-        return f"git_blob {r['git_blob']!r} is not 40 hexadecimal digits"
-    if not (r["sha256"] or r["git_blob"]):
-        return "neither sha256 nor git_blob: the file could not be checked"
-    if urllib.parse.urlsplit(r["url"]).scheme not in {"http", "https"}:
-        return f"url {r['url']!r} is not an http(s) URL"
-    return None
-
-
-def load_manifest(path=MANIFEST):
-    """The manifest's entries; ``ManifestError`` naming the file and line if it is not well formed."""
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.reader(f, delimiter="\t"))
-    except (OSError, UnicodeDecodeError) as e:
-        raise ManifestError(f"cannot read the manifest {path}: {getattr(e, 'strerror', None) or e}") from None
-    if not rows or rows[0] != COLUMNS:
-        raise ManifestError(f"{path} line 1: the header must be the tab-separated columns {' '.join(COLUMNS)}")
-    entries, lines = [], {}
-    for n, row in enumerate(rows[1:], 2):
-        if not row:
-            continue  # a blank line
-        if len(row) != len(COLUMNS):
-            raise ManifestError(f"{path} line {n}: {len(row)} columns, expected {len(COLUMNS)}: {' '.join(COLUMNS)}")
-        r = dict(zip(COLUMNS, row))
-        twice = f"{r['path']} is listed twice (line {lines[r['path']]})" if r["path"] in lines else None
-        reason = _check_row(r) or twice
-        if reason:
-            raise ManifestError(f"{path} line {n}: {reason}")
-        lines[r["path"]] = n
-        size = int(r["size"]) if r["size"] else None
-        entries.append(Entry(r["path"], size, r["sha256"].lower() or None, r["url"], r["git_blob"].lower() or None))
-    if not entries:
-        raise ManifestError(f"{path} lists no files")
-    return entries
-
-
-def under(path, prefix):
-    """True if the manifest ``path`` is ``prefix`` itself or lies in the folder ``prefix``."""
-    prefix = prefix.strip("/")
-    return path == prefix or path.startswith(prefix + "/")
 
 
 def select(entries, wanted):

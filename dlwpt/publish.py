@@ -24,7 +24,8 @@ import secrets
 import sys
 from pathlib import Path
 
-from . import REPO_BRANCH, REPO_ROOT, REPO_URL
+from . import REPO_BRANCH, REPO_URL
+from .data import REPO_ROOT
 
 GITHUB = "https://github.com/"
 OWNER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]+")
@@ -51,7 +52,8 @@ def notebook_replacements(old, old_branch, new, new_branch):
          f"colab.research.google.com/github/{new}/blob/{new_branch}/"),
         (f"kaggle.com/kernels/welcome?src={GITHUB}{old}/blob/{old_branch}/",
          f"kaggle.com/kernels/welcome?src={GITHUB}{new}/blob/{new_branch}/"),
-        (f'"--branch", "{old_branch}", "{GITHUB}{old}", repo', f'"--branch", "{new_branch}", "{GITHUB}{new}", repo'),
+        (f"git clone -q --depth 1 -b {old_branch} {GITHUB}{old} ",
+         f"git clone -q --depth 1 -b {new_branch} {GITHUB}{new} "),
     ]
     return [(json.dumps(a)[1:-1], json.dumps(b)[1:-1]) for a, b in pairs]
 

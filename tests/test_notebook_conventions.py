@@ -1,11 +1,6 @@
-"""Conventions every notebook keeps: Colab and Kaggle badges, the folded setup cell, and the outputs policy.
-
-Outputs policy: notebooks on real data and real weights (chapters 3-6) are committed with the outputs of
-a full run; chapter 2 (stand-in weights in tests) and chapter 7 (CIFAR stand-in in tests) are committed
-without outputs, or with those of the workflow's book-settings run on the real downloads, recorded in the
-notebook's metadata (tests/book_run.py), never a stand-in's.
-Cells tagged ``nbval-check-output`` are re-checked by nbval on every test run.
-"""
+"""Conventions every notebook keeps: Colab and Kaggle badges, the folded setup cell, and the outputs policy:
+chapters 3-6 (real data and weights) are committed with the outputs of a full run; chapters 2 and 7 (stand-ins in
+tests) without outputs, or with those of a recorded book-settings run on the real downloads (tests/book_run.py)."""
 
 import os
 import re
@@ -19,17 +14,17 @@ import nbformat
 import pytest
 
 import dlwpt
+from dlwpt import hosted
+from dlwpt.doctor import HOSTED_INSTALLS, read_requirements
 from tests.book_run import policy_problems
 from tests.harness import mirror_file
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted(ROOT.glob("p1ch*/*.ipynb"))
+CHAPTERS = sorted({p.parent.name for p in NOTEBOOKS})
 WITH_OUTPUTS = {"p1ch3", "p1ch4", "p1ch5", "p1ch6"}
 SETUP_FIRST_LINE = "# @title Colab and Kaggle setup: does nothing elsewhere"
-FOLDED_NOTE = "*The folded cell below sets this notebook up in Google Colab or Kaggle; elsewhere it does nothing.*"
-# In requirements.txt but not preinstalled on Colab or Kaggle (both have torch, torchvision, numpy, matplotlib,
-# pillow, h5py, imageio, transformers, tokenizers, safetensors, tqdm): the setup cell installs only these.
-NOT_PREINSTALLED = {"pydicom"}
+NOT_PREINSTALLED = {"pydicom"}  # of requirements.txt, on Colab or Kaggle (both have torch, ..., transformers)
 
 
 def ids(paths):
@@ -38,14 +33,6 @@ def ids(paths):
 
 def read(path):
     return nbformat.read(path, as_version=4)
-
-
-def test_there_are_notebooks_for_every_chapter():
-    chapters = {p.parent.name for p in NOTEBOOKS}
-    assert chapters == {"p1ch2", "p1ch3", "p1ch4", "p1ch5", "p1ch6", "p1ch7"}
-    for chapter in chapters:
-        assert (ROOT / chapter / "README.md").is_file()
-        assert (ROOT / chapter / "exercises_solutions.ipynb").is_file()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -66,124 +53,103 @@ def setup_cell(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
 def test_setup_cell_is_folded_with_a_visible_title(path):
-    """Folded in JupyterLab/Notebook (source_hidden) and Colab (form view); the title cell says what it is."""
-    cell = setup_cell(path)
-    assert cell.metadata.get("jupyter", {}).get("source_hidden") is True
-    assert cell.metadata.get("cellView") == "form"
+    """Folded in JupyterLab/Notebook (source_hidden) and Colab (form view), at most 6 lines, the same in every
+    notebook but for its chapter."""
+    cell, chapter = setup_cell(path), path.parent.name
+    assert cell.metadata.get("jupyter", {}).get("source_hidden") is True and cell.metadata.get("cellView") == "form"
     assert re.fullmatch(r"# @title [^{}]+ \{ display-mode: \"form\" \}", cell.source.split("\n")[0])
-    assert read(path).cells[0].source.rstrip().endswith(FOLDED_NOTE)
+    assert len(cell.source.splitlines()) <= 6 and f'.setup("{chapter}")' in cell.source
+    assert cell.source.replace(chapter, "CH") == setup_cell(NOTEBOOKS[0]).source.replace("p1ch2", "CH")
+    code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
+    imports = set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))  # what the services lack, installed
+    assert NOT_PREINSTALLED & imports <= set(HOSTED_INSTALLS.get(chapter, [])) <= {n for n, _ in read_requirements()}
 
 
-def run_setup_cell(source, monkeypatch, host, fail_at=None):
-    """Run the cell as if on ``host`` (None, "Colab", "Kaggle"); record the commands instead of running them.
-
-    ``fail_at``: the first word of a command (``git``, ``pip``, ``dlwpt.fetch``) that fails with some output.
-    """
-    calls = []
-
-    def fake_run(cmd, **kw):
-        calls.append(("run", list(cmd), kw.get("cwd")))
-        assert kw.get("capture_output") and kw.get("text"), "capture the output, to show it if the step fails"
-        failed = fail_at is not None and fail_at in cmd
-        out = f"stdout of {cmd[0]}\n" if failed else ""
-        return subprocess.CompletedProcess(cmd, 1 if failed else 0, out, "fatal: the reason\n" if failed else "")
-
-    monkeypatch.setattr(subprocess, "run", fake_run)
-    monkeypatch.setattr(os, "chdir", lambda d: calls.append(("chdir", d)))
-    monkeypatch.setattr(os.path, "isdir", lambda d: False)
-    monkeypatch.setattr(sys, "path", list(sys.path))
-    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+def as_host(monkeypatch, tmp_path, host, served=True, fail_at=None):
+    """As on ``host`` (None, "Colab": lacking HOSTED_INSTALLS, "Kaggle"), home in ``tmp_path``: the cell clones a local
+    repository (if ``served``); ``hosted.setup``'s commands are recorded, the one naming ``fail_at`` fails."""
+    if host and os.name == "nt":
+        pytest.skip("the cell runs on Colab and Kaggle (Linux), where its shell expands ~; cmd.exe does not")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for name in ["KAGGLE_KERNEL_RUN_TYPE", "COLAB_RELEASE_TAG"]:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     if host == "Kaggle":
         monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
     elif host == "Colab":
-        google = types.ModuleType("google")
-        google.colab = types.ModuleType("google.colab")
-        monkeypatch.setitem(sys.modules, "google", google)
-        monkeypatch.setitem(sys.modules, "google.colab", google.colab)
-    exec(compile(source, "<setup cell>", "exec"), {})
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    source = tmp_path / "served"
+    if served:
+        subprocess.run(["git", "init", "-q", "-b", dlwpt.REPO_BRANCH, str(source)], check=True)
+        subprocess.run(["git", "-C", str(source), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "0",
+                        "--allow-empty"], check=True)
+    for key, value in {"KEY_0": f"url.{source.as_uri()}.insteadOf", "VALUE_0": dlwpt.REPO_URL, "COUNT": "1"}.items():
+        monkeypatch.setenv(f"GIT_CONFIG_{key}", value)
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append((cmd, kw.get("cwd")))
+        failed = fail_at in cmd
+        return subprocess.CompletedProcess(cmd, int(failed), "its stdout\n" * failed, "fatal: the reason\n" * failed)
+
+    monkeypatch.setattr(hosted, "subprocess", types.SimpleNamespace(run=run))  # the cell's git clone stays real
+    monkeypatch.setattr(hosted, "os", types.SimpleNamespace(chdir=lambda folder: calls.append(("chdir", folder))))
+    monkeypatch.setattr(hosted, "installed", lambda name: host != "Colab")
     return calls
 
 
-def notebook_imports(path):
-    code = "\n".join(c.source for c in read(path).cells[2:] if c.cell_type == "code")
-    return set(re.findall(r"^\s*(?:import|from)\s+(\w+)", code, re.M))
-
-
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_setup_cell_is_a_no_op_and_silent_outside_colab_and_kaggle(path, monkeypatch, capsys):
-    assert run_setup_cell(setup_cell(path).source, monkeypatch, host=None) == []
-    assert capsys.readouterr().out == ""
-
-
-@pytest.mark.parametrize("host", ["Colab", "Kaggle"])
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
-def test_setup_cell_clones_installs_fetches_and_enters_chapter(path, host, monkeypatch, capsys):
-    """Simulated Colab and Kaggle: the commands the cell would run, checked against this repository."""
-    chapter = path.parent.name
-    calls = run_setup_cell(setup_cell(path).source, monkeypatch, host)
-    repo = {"Colab": "/content/dlwpt-2e", "Kaggle": "/kaggle/working/dlwpt-2e"}[host]
-    clone, *installs, fetch, chdir = calls
-    assert clone == ("run", ["git", "clone", "--depth", "1", "--branch", dlwpt.REPO_BRANCH, dlwpt.REPO_URL, repo], None)
-    assert sys.path[0] == repo  # the helper package comes from the clone, not from an (editable) install
-    # only what the services lack, and only where the notebook imports it
-    wanted = sorted(NOT_PREINSTALLED & notebook_imports(path))
-    pip = [sys.executable, "-m", "pip", "install", "-q"]
-    assert [cmd for _, cmd, _ in installs] == ([pip + wanted] if wanted else [])
-    assert fetch == ("run", [sys.executable, "-m", "dlwpt.fetch", chapter], repo)
-    assert chdir == ("chdir", f"{repo}/{chapter}")
-    assert (ROOT / chapter).is_dir()
+@pytest.mark.parametrize("host", [None, "Colab", "Kaggle"])
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_setup_cell_clones_installs_fetches_and_enters_chapter(chapter, host, tmp_path, monkeypatch, capsys):
+    """Elsewhere the cell does nothing, silently; on Colab and Kaggle it clones and calls ``dlwpt.hosted.setup``."""
+    calls, before = as_host(monkeypatch, tmp_path, host), list(sys.path)
+    exec(setup_cell(ROOT / chapter / "exercises_solutions.ipynb").source, {})
     out = capsys.readouterr().out
+    if host is None:
+        assert out == "" and calls == [] and sys.path == before and not (tmp_path / "dlwpt-2e").exists()
+        assert hosted.setup(chapter) is None and calls == [] and capsys.readouterr().out == ""
+        return
+    assert (tmp_path / "dlwpt-2e/.git/shallow").is_file()
+    assert sys.path[0] == str(tmp_path / "dlwpt-2e")  # the helper package comes from the clone, not an install
+    *installs, fetch, chdir = calls
+    ranges = dict(read_requirements())  # what the service lacks (only), in requirements.txt's range
+    wanted = [name + ranges[name] for name in HOSTED_INSTALLS.get(chapter, []) if host == "Colab"]
+    assert installs == ([([sys.executable, "-m", "pip", "install", "-q", *wanted], dlwpt.REPO_ROOT)] if wanted else [])
+    assert fetch == ([sys.executable, "-m", "dlwpt.fetch", chapter], dlwpt.REPO_ROOT)
+    assert chdir == ("chdir", dlwpt.REPO_ROOT / chapter)
     assert out.count("\n") == 1 and out.startswith(f"{host} setup: ") and chapter in out, out
 
 
-@pytest.mark.parametrize("fail_at", ["git", "pip", "dlwpt.fetch"])
-def test_setup_cell_shows_a_failing_step_in_full_and_stops(fail_at, monkeypatch, capsys):
-    path = ROOT / "p1ch4/2_volumetric_ct.ipynb"  # the one notebook with all three steps
-    with pytest.raises(RuntimeError) as failure:
-        run_setup_cell(setup_cell(path).source, monkeypatch, "Colab", fail_at=fail_at)
+@pytest.mark.parametrize("host, fail_at", [("Colab", "git"), ("Colab", "pip"), ("Kaggle", "dlwpt.fetch")])
+def test_setup_cell_shows_a_failing_step_in_full_and_stops(host, fail_at, tmp_path, monkeypatch, capsys):
+    as_host(monkeypatch, tmp_path, host, served=fail_at != "git", fail_at=fail_at)
+    with pytest.raises((AssertionError, RuntimeError)) as failure:
+        exec(setup_cell(ROOT / "p1ch4/2_volumetric_ct.ipynb").source, {})  # the one chapter with all three steps
     message = str(failure.value)
-    assert message.startswith("Colab setup failed: ") and fail_at in message.split("\n")[0]
-    assert "stdout of " in message and "fatal: the reason" in message
+    if fail_at == "git":  # git's own message, and the hint (the helper package is not there yet)
+        assert "fatal: " in message and "On Kaggle, switch Internet on" in message
+    else:
+        hint = " (on Kaggle, switch Internet on in the notebook's settings)" if host == "Kaggle" else ""
+        assert message.startswith(f"{host} setup failed{hint}: ") and fail_at in message.split("\n")[0]
+        assert "its stdout" in message and "fatal: the reason" in message
     assert capsys.readouterr().out == ""  # no "setup done" line
 
 
-def test_setup_cell_failure_on_kaggle_names_the_internet_switch(monkeypatch):
-    with pytest.raises(RuntimeError, match="switch Internet on"):
-        run_setup_cell(setup_cell(NOTEBOOKS[0]).source, monkeypatch, "Kaggle", fail_at="git")
-
-
-def test_packages_installed_on_colab_are_in_requirements():
-    req = (ROOT / "requirements.txt").read_text(encoding="utf-8").lower()
-    assert NOT_PREINSTALLED and all(re.search(rf"^{pkg}\b", req, re.M) for pkg in NOT_PREINSTALLED)
-
-
-@pytest.mark.parametrize("chapter", sorted({p.parent.name for p in NOTEBOOKS}))
+@pytest.mark.parametrize("chapter", CHAPTERS)
 def test_setup_cell_fetch_step_works_from_a_fresh_clone(chapter, tmp_path):
-    """The fetch the setup cell runs, from a copy of the helper package that is not installed (as in a fresh
-    clone), against the local data mirror instead of the internet."""
-    mirror = mirror_file().parent
-    clone = tmp_path / "clone"
+    """The setup's fetch from a fresh clone (dlwpt not installed; no runpy warning), from the local data mirror."""
+    assert CHAPTERS == [f"p1ch{n}" for n in range(2, 8)] and (ROOT / chapter / "README.md").is_file()
+    clone = tmp_path / "clone"  # (every chapter has its README and exercises_solutions.ipynb, read above)
     shutil.copytree(ROOT / "dlwpt", clone / "dlwpt", ignore=shutil.ignore_patterns("__pycache__"))
-    code = (
-        "import dlwpt, runpy; print('helper from', dlwpt.__file__); "
-        "runpy.run_module('dlwpt.fetch', run_name='__main__')"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, chapter, "--mirror", str(mirror), "--data-dir", str(tmp_path / "data")],
-        cwd=clone,
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert f"helper from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout
-    if chapter in {"p1ch3", "p1ch5", "p1ch7"}:
-        # nothing to download (p1ch7's CIFAR-10 comes through torchvision)
-        assert "no data files to fetch for this chapter" in proc.stdout
-    else:
-        assert " fetched, 0 already present, 0 failed" in proc.stdout
-    if chapter == "p1ch6":  # its exercises use chapter 4's wine data
-        assert (tmp_path / "data/p1ch4/tabular-wine/winequality-white.csv").is_file()
+    code = "import dlwpt, runpy; print('from', dlwpt.__file__); runpy.run_module('dlwpt.fetch', run_name='__main__')"
+    mirror, data = str(mirror_file().parent), str(tmp_path / "data")
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code, chapter, "--mirror", mirror, "--data-dir", data],
+                          cwd=clone, capture_output=True, text=True)
+    assert proc.returncode == 0 and f"from {clone / 'dlwpt' / '__init__.py'}" in proc.stdout, proc.stdout + proc.stderr
+    nothing = chapter in {"p1ch3", "p1ch5", "p1ch7"}  # p1ch7's CIFAR-10 comes through torchvision
+    assert ("no data files to fetch" if nothing else " fetched, 0 already present, 0 failed") in proc.stdout
+    assert (tmp_path / "data/p1ch4/tabular-wine").is_dir() == (chapter in {"p1ch4", "p1ch6"})  # ch. 6 reads ch. 4's
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -194,8 +160,7 @@ def test_outputs_policy(path):
         assert not any(o.get("output_type") == "error" for o in cell.outputs), "committed error output"
         assert "execution" not in cell.metadata, "strip nbconvert's timestamps (noisy diffs on every rerun)"
     if path.parent.name in WITH_OUTPUTS:
-        counts = [c.execution_count for c in code]
-        assert counts == list(range(1, len(code) + 1)), "commit the outputs of one full, in-order run"
+        assert [c.execution_count for c in code] == list(range(1, len(code) + 1)), "outputs of one in-order run"
         assert any("nbval-check-output" in c.metadata.get("tags", []) for c in code), "tag the book's figures"
     else:  # without outputs, or with those of one recorded book-settings run on the real downloads
         assert policy_problems(nb, path.parent.name) == [], "commit without outputs (see tests/book_run.py)"

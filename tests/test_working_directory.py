@@ -1,8 +1,4 @@
-"""Notebooks started outside their chapter folder stop at their first data cell, saying what to do.
-
-The notebooks open files by the book's relative paths (``../data/...``, ``../data-unversioned/p1ch7/``),
-which hold only in a chapter folder; papermill or VS Code may start a kernel in the repository root.
-"""
+"""Notebooks started outside their chapter folder (papermill, VS Code) stop at their first data cell, saying why."""
 
 import nbformat
 import pytest
@@ -14,55 +10,39 @@ import dlwpt
 ROOT = dlwpt.REPO_ROOT
 
 
-def test_chapter_folder_passes(monkeypatch):
+@pytest.mark.parametrize("where", ["root", "outside"])
+def test_only_a_chapter_folder_passes(monkeypatch, tmp_path, where):
     monkeypatch.chdir(ROOT / "p1ch4")
     assert dlwpt.require_chapter_folder() == (ROOT / "p1ch4").resolve()
     assert dlwpt.require_data("p1ch4/tabular-wine") == dlwpt.DATA_DIR / "p1ch4/tabular-wine"
-
-
-@pytest.mark.parametrize("where", ["root", "outside"])
-def test_other_working_directory_is_refused_with_what_to_do(monkeypatch, tmp_path, where):
     monkeypatch.chdir(ROOT if where == "root" else tmp_path)
-    with pytest.raises(dlwpt.WorkingDirectoryError) as err:
-        dlwpt.require_chapter_folder("p1ch7")
-    message = str(err.value)
-    assert str(ROOT / "p1ch7") in message and "working directory is" in message
-    assert f"--cwd {ROOT / 'p1ch7'}" in message and "jupyter.notebookFileRoot" in message
-    assert f"os.chdir({str(ROOT / 'p1ch7')!r})" in message
-    # require_data refuses too, also when asked with the book's relative ../data, before looking for files
-    for data_dir in [None, "../data"]:
+    assert dlwpt.require_data("p1ch4/tabular-wine", data_dir=dlwpt.DATA_DIR).is_dir()  # absolute: from anywhere
+    message = str(pytest.raises(dlwpt.WorkingDirectoryError, dlwpt.require_chapter_folder, "p1ch7").value)
+    for what_to_do in [f"--cwd {ROOT / 'p1ch7'}", "jupyter.notebookFileRoot", f"os.chdir({str(ROOT / 'p1ch7')!r})"]:
+        assert what_to_do in message
+    for data_dir in [None, "../data"]:  # refused before looking for files, also with the book's ../data
         with pytest.raises(dlwpt.WorkingDirectoryError, match="p1ch4"):
             dlwpt.require_data("p1ch4/tabular-wine", data_dir=data_dir)
-    # an absolute data folder does not depend on the working directory
-    assert dlwpt.require_data("p1ch4/tabular-wine", data_dir=dlwpt.DATA_DIR).is_dir()
 
 
 @pytest.mark.parametrize(
     "notebook, first_data_cell",
-    [
-        ("p1ch2/3_cyclegan.ipynb", 'require_data("p1ch2/horse.jpg", data_dir="../data")'),
-        ("p1ch4/3_tabular_wine.ipynb", 'require_data("p1ch4/tabular-wine")'),
-        ("p1ch7/1_datasets.ipynb", 'require_chapter_folder("p1ch7")'),
-        ("p1ch7/2_birds_airplanes.ipynb", 'require_chapter_folder("p1ch7")'),
-        ("p1ch7/exercises_solutions.ipynb", 'require_chapter_folder("p1ch7")'),
-    ],
+    [("p1ch2/3_cyclegan.ipynb", 'require_data("p1ch2/horse.jpg", data_dir="../data")'),
+     ("p1ch4/3_tabular_wine.ipynb", 'require_data("p1ch4/tabular-wine")'),
+     *[(f"p1ch7/{name}.ipynb", 'require_chapter_folder("p1ch7")') for name in ["1_datasets", "2_birds_airplanes",
+                                                                                "exercises_solutions"]]],
 )
 def test_notebook_run_from_the_repository_root_stops_at_its_first_data_cell(notebook, first_data_cell):
-    """As papermill or VS Code would: the kernel's working directory is the repository root."""
     nb = nbformat.read(ROOT / notebook, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
     for cell in code:  # chapter 4 is committed with outputs
         cell.outputs, cell.execution_count = [], None
     stop = next(i for i, c in enumerate(code) if first_data_cell in c.source)
     assert not any("../data" in c.source for c in code[:stop]), "a cell before the check reads data"
-    outside = ROOT.parent / "data-unversioned"
-    existed = outside.exists()
+    outside, existed = ROOT.parent / "data-unversioned", (ROOT.parent / "data-unversioned").exists()
     with pytest.raises(CellExecutionError) as err:
         NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(ROOT)}}).execute()
-    assert err.value.ename == "WorkingDirectoryError"
-    assert "must run in its chapter's folder" in err.value.evalue
-    assert f"--cwd {ROOT / notebook.split('/')[0]}" in err.value.evalue
+    assert err.value.ename == "WorkingDirectoryError" and f"--cwd {ROOT / notebook.split('/')[0]}" in err.value.evalue
     errors = [i for i, c in enumerate(code) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
-    assert errors == [stop]  # every cell before it ran, nothing after it did
-    assert all(c.get("execution_count") is None for c in code[stop + 1 :])
+    assert errors == [stop] and all(c.get("execution_count") is None for c in code[stop + 1 :])  # nothing after it
     assert outside.exists() == existed  # no CIFAR-10 download outside the repository
