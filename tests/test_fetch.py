@@ -27,7 +27,7 @@ from dlwpt import fetch as F
 from tests.shared import mirror_file
 
 A, B = "p1ch9/a.txt", "p1ch9/sub dir/b.bin"
-FILES = {A: b"alpha\n" * 100, B: bytes(range(256)) * 50}
+FILES = {A: b"alpha\n" * 100, B: bytes(range(256)) * (F.PROGRESS_MIN_BYTES // 256 + 1)}
 ENV = {k: v for k, v in os.environ.items() if not k.startswith("DLWPT_")}  # real runs: no inherited mirror
 
 
@@ -125,31 +125,32 @@ def self_signed(folder):
     return context
 
 
-def test_fetch_from_mirror_replaces_a_bad_copy_then_skips_what_is_verified(setup, capsys):
+@pytest.mark.parametrize("with_tqdm", [True, False])
+def test_fetch_from_mirror_what_is_asked_replacing_a_bad_copy(setup, capsys, monkeypatch, request, with_tqdm):
     data = setup[1]
+    code, _, err = fetch(setup, capsys, [A, "p1ch9/typo"])
+    assert code == 2 and "'p1ch9/typo'" in err and not data.exists()  # a name that is not in the manifest
+    data.write_text("not a folder", encoding="utf-8")
+    code, _, err = fetch(setup, capsys)
+    assert code == 2 and f"the data folder {data} is a file" in err
+    data.unlink()
+    assert fetch(setup, capsys, ["p1ch3"])[0] == 0  # a chapter with no data files: nothing to do
+    if not with_tqdm:
+        monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
+        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    old_umask = os.umask(0o002)  # new files: rw-rw-r--
+    request.addfinalizer(lambda: os.umask(old_umask))
     (data / A).parent.mkdir(parents=True)
     (data / A).write_bytes(b"an earlier, interrupted download")
-    old_umask = os.umask(0o002)
-    try:
-        code, out, err = fetch(setup, capsys)
-    finally:
-        os.umask(old_umask)
-    assert code == 0 and err == "" and "2 fetched, 0 already present, 0 failed" in out
+    code, out, err = fetch(setup, capsys, ["p1ch9/sub dir"])  # a folder
+    assert code == 0 and "1 fetched, 0 already present, 0 failed" in out and "FAILED" not in err
+    assert (B in err) is with_tqdm  # B is over 1 MiB: a progress bar labelled with the file, where tqdm is
+    code, out, err = fetch(setup, capsys)
+    assert code == 0 and err == "" and "1 fetched, 1 already present, 0 failed" in out
     assert "replaced a bad copy: wrong size" in out
     for rel, content in FILES.items():  # with the permissions of any new file (the umask's), not 0600
         assert (data / rel).read_bytes() == content
         assert os.name != "posix" or (data / rel).stat().st_mode & 0o777 == 0o664
-    code, out, _ = fetch(setup, capsys)
-    assert code == 0 and "0 fetched, 2 already present, 0 failed" in out
-
-
-def test_select_a_folder_or_a_chapter_and_refuse_unknown_names(setup, capsys):
-    data = setup[1]
-    assert fetch(setup, capsys, ["p1ch9/sub dir"])[0] == 0 and leftovers(data) == ["b.bin"]
-    assert fetch(setup, capsys, ["p1ch3"])[0] == 0  # a chapter with no data files: nothing to do
-    shutil.rmtree(data)
-    code, _, err = fetch(setup, capsys, [A, "p1ch9/typo"])
-    assert code == 2 and "'p1ch9/typo'" in err and not data.exists()
 
 
 MIRROR_FAULTS = {  # damage to the mirror's copy -> what the FAILED line says
@@ -157,6 +158,7 @@ MIRROR_FAULTS = {  # damage to the mirror's copy -> what the FAILED line says
     "truncated": (lambda b: b[:300], "wrong size: 300 bytes, expected 600"),
     "too-long": (lambda b: b + b"!", "more than the 600 bytes expected"),
     "missing": (None, "not in the mirror"),
+    "folder-in-the-way": (lambda b: b, "is a folder where this file belongs: move it away"),
 }
 REPLIES = {  # what the server does -> what the FAILED line says (a regular expression; {url}: the file's)
     "redirect-loop": (lambda r: (r.send_response(302), r.send_header("Location", r.path), r.end_headers()),
@@ -195,7 +197,7 @@ def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, 
             listener.close()
     rows = [row(A, FILES[A], url)] + ([row(B, FILES[B], url + "b")] if case in UNREACHABLE else [])
     (data / A).parent.mkdir(parents=True)
-    (data / A).write_bytes(b"an earlier, bad copy")
+    (data / A).mkdir() if case == "folder-in-the-way" else (data / A).write_bytes(b"an earlier, bad copy")
     start = time.monotonic()
     code = F.fetch((), data, mirror and str(mirror), manifest=write_manifest(tmp_path / "m.tsv", rows))
     out, err = capsys.readouterr()
@@ -216,30 +218,19 @@ def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, 
         assert server.sent < 30_000_000  # the fetcher stopped reading and hung up
 
 
-class FailingFile(io.FileIO):
-    """The fetcher's temporary file, failing with ``OSError(code)`` on write (after half the data) or on close."""
-
-    def __init__(self, path, when, code):
-        super().__init__(path, "xb")
-        self.when, self.error = when, OSError(code, os.strerror(code))
+class FullDisk(io.FileIO):
+    """The fetcher's temporary file on a disk that fills up halfway through a write."""
 
     def write(self, data):
-        if self.when != "write":
-            return super().write(data)
         super().write(data[: len(data) // 2])
-        raise self.error
-
-    def close(self):
-        closing, _ = not self.closed, super().close()
-        if closing and self.when == "close":
-            raise self.error
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 NO_SPACE, READ_ONLY = "no space left on device under {data}: free 1 MB, then run again", "{data} is on a read-only"
 
 
 @pytest.mark.parametrize("name, when, expected, stops", [
-    *[("ENOSPC", when, NO_SPACE, True) for when in ["mkdir", "create", "write", "close"]],
+    *[("ENOSPC", when, NO_SPACE, True) for when in ["mkdir", "create", "write"]],
     ("EROFS", "mkdir", READ_ONLY, True),
     ("EROFS", "create", READ_ONLY, True),
     ("EACCES", "create", "no permission to write ", False),
@@ -249,17 +240,12 @@ def test_a_local_disk_error_is_one_clear_line(setup, capsys, monkeypatch, name, 
     mirror, data, manifest = setup
     code, real_open = getattr(errno, name), open
 
-    def failing(path, mode="r", *args, **kwargs):
-        if mode != "xb":
-            return real_open(path, mode, *args, **kwargs)
-        if when == "create":
+    def fail(path, mode="r", *args, **kwargs):  # stands in for Path.mkdir and open
+        if when == "create" and mode == "xb" or when == "mkdir":
             raise OSError(code, os.strerror(code), str(path))
-        return FailingFile(path, when, code)
+        return FullDisk(path, mode) if mode == "xb" else real_open(path, mode, *args, **kwargs)
 
-    def failing_mkdir(path, *args, **kwargs):
-        raise OSError(code, os.strerror(code), str(path))
-
-    monkeypatch.setattr(*(F.Path, "mkdir", failing_mkdir) if when == "mkdir" else (F, "open", failing), raising=False)
+    monkeypatch.setattr(*(F.Path, "mkdir", fail) if when == "mkdir" else (F, "open", fail), raising=False)
     assert F.fetch((), data, str(mirror), manifest=manifest) == 1
     out, err = capsys.readouterr()
     failed = [line for line in err.splitlines() if "FAILED" in line]
@@ -267,18 +253,6 @@ def test_a_local_disk_error_is_one_clear_line(setup, capsys, monkeypatch, name, 
     assert ("not attempted" in out) is stops and "Traceback" not in err and "broke off" not in err
     assert f"Retry with: python -m dlwpt.fetch --mirror {mirror} --data-dir {data} --manifest {manifest}" in err
     assert leftovers(data) == []
-
-
-def test_data_dir_that_is_a_file_and_target_that_is_a_folder(setup, capsys):
-    mirror, data, manifest = setup
-    data.write_text("not a folder", encoding="utf-8")
-    code, _, err = fetch(setup, capsys)
-    assert code == 2 and f"the data folder {data} is a file" in err
-    data.unlink()
-    (data / A).mkdir(parents=True)  # a folder where a file belongs
-    code, out, err = fetch(setup, capsys)
-    assert code == 1 and f"FAILED {A}: {data / A} is a folder where this file belongs" in err
-    assert "1 fetched" in out and (data / B).read_bytes() == FILES[B]  # the other files go on
 
 
 def test_a_run_removes_the_temporaries_of_interrupted_runs_and_nothing_else(setup, capsys):
@@ -294,35 +268,29 @@ def test_a_run_removes_the_temporaries_of_interrupted_runs_and_nothing_else(setu
     assert not Path(made).exists() and sorted(p.name for p in folder.iterdir()) == sorted({"sub dir", *mine})
 
 
-GOOD = ["p1ch9/a.txt", "3", "a" * 64, "http://x/a", ""]
+H, SHA = "\t".join(F.COLUMNS), "a" * 64  # the header; a well-formed SHA-256
 
 
-def changed(column, value):
-    return [[value if i == column else v for i, v in enumerate(GOOD)]]
-
-
-@pytest.mark.parametrize("rows, expected", [
-    (changed(0, "../outside.txt"), "line 2: path '../outside.txt' must be relative"),
-    (changed(0, "p1ch9/../../outside.txt"), "line 2: path"),
-    (changed(0, "/tmp/outside.txt"), "line 2: path '/tmp/outside.txt' must be relative"),
-    (changed(0, "C:/outside.txt"), "line 2: path"),
-    (changed(1, "75k"), "line 2: size '75k' is not a whole number of bytes"),
-    (changed(1, "-3"), "line 2: size '-3' is not a whole number of bytes"),
-    (changed(2, "xyz" * 21 + "x"), "line 2: sha256 'xyz"),
-    (changed(2, ""), "line 2: neither sha256 nor git_blob"),
-    (changed(3, ""), "line 2: url '' is not an http(s) URL"),
-    ([GOOD[:4]], "line 2: 4 columns, expected 5"),
-    ([GOOD, GOOD], "line 3: p1ch9/a.txt is listed twice (line 2)"),
-    ([], "lists no files"),
-    ("path\tsize\tsha256\turl\n", "line 1: the header must be the tab-separated columns"),
+@pytest.mark.parametrize("lines, expected", [  # the manifest's lines (None: no manifest)
+    ([H, f"../outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path '../outside.txt' must be relative"),
+    ([H, f"p1ch9/../../outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path 'p1ch9/../../outside.txt' must be"),
+    ([H, f"/tmp/outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path '/tmp/outside.txt' must be relative"),
+    ([H, f"C:/outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path 'C:/outside.txt' must be relative"),
+    ([H, f"p1ch9/a\t75k\t{SHA}\thttp://x/a\t"], "line 2: size '75k' is not a whole number of bytes"),
+    ([H, f"p1ch9/a\t-3\t{SHA}\thttp://x/a\t"], "line 2: size '-3' is not a whole number of bytes"),
+    ([H, f"p1ch9/a\t3\t{'xyz' * 21}x\thttp://x/a\t"], "line 2: sha256 'xyz"),
+    ([H, "p1ch9/a\t3\t\thttp://x/a\t"], "line 2: neither sha256 nor git_blob"),
+    ([H, f"p1ch9/a\t3\t{SHA}\t\t"], "line 2: url '' is not an http(s) URL"),
+    ([H, f"p1ch9/a\t3\t{SHA}\thttp://x/a"], "line 2: 4 columns, expected 5"),
+    ([H, *[f"p1ch9/a\t3\t{SHA}\thttp://x/a\t"] * 2], "line 3: p1ch9/a is listed twice (line 2)"),
+    ([H], "lists no files"),
+    (["path\tsize\tsha256\turl"], "line 1: the header must be the tab-separated columns"),
     (None, "cannot read the manifest"),
 ])
-def test_a_bad_manifest_is_refused_naming_the_file_and_line(tmp_path, capsys, rows, expected):
+def test_a_bad_manifest_is_refused_naming_the_file_and_line(tmp_path, capsys, lines, expected):
     manifest = tmp_path / "m.tsv"
-    if isinstance(rows, str):
-        manifest.write_text(rows, encoding="utf-8")
-    elif rows is not None:
-        write_manifest(manifest, rows)
+    if lines is not None:
+        manifest.write_text("\n".join([*lines, ""]), encoding="utf-8")
     assert F.fetch((), tmp_path / "inner" / "data", None, manifest=manifest) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and str(manifest) in err and expected in err, err
@@ -342,20 +310,6 @@ def test_optional_file_verified_by_git_blob(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "NOT AVAILABLE (optional) p1ch2/w.pth: download from" in out and "git blob id mismatch" in out
     assert leftovers(tmp_path / "bad") == []
-
-
-@pytest.mark.parametrize("with_tqdm", [True, False])
-def test_a_large_file_shows_a_progress_bar_where_tqdm_is_installed(tmp_path, capsys, monkeypatch, with_tqdm):
-    if not with_tqdm:
-        monkeypatch.setitem(sys.modules, "tqdm", None)  # import tqdm -> ImportError
-        monkeypatch.setitem(sys.modules, "tqdm.auto", None)
-    big = b"x" * (F.PROGRESS_MIN_BYTES + 1)
-    (tmp_path / "m/p1ch9").mkdir(parents=True)
-    (tmp_path / "m/p1ch9/big.bin").write_bytes(big)
-    manifest = write_manifest(tmp_path / "m.tsv", [row("p1ch9/big.bin", big, "http://u")])
-    assert F.fetch((), tmp_path / "data", str(tmp_path / "m"), manifest=manifest) == 0
-    assert (tmp_path / "data/p1ch9/big.bin").read_bytes() == big
-    assert ("p1ch9/big.bin" in capsys.readouterr().err) is with_tqdm  # tqdm's bar, labelled with the file
 
 
 def test_manifest_copies_the_mirror_facts():
@@ -378,7 +332,7 @@ def test_manifest_copies_the_mirror_facts():
     assert ours["p1ch2/horse.jpg"].sha256 == "478b2b255c74ad18547b6df158a08703d7c5961e89a5c46f2685f820122fff66"
 
 
-def test_require_data_names_the_missing_file_and_the_fetch_command(tmp_path, monkeypatch):
+def test_require_data_names_the_missing_file_and_the_fetch_command(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"(?s)winequality-white\.csv.*python -m dlwpt\.fetch p1ch4"):
         dlwpt.require_data("p1ch4/tabular-wine", data_dir=tmp_path)
     truncated = tmp_path / "p1ch4/tabular-wine/winequality-white.csv"
@@ -388,8 +342,6 @@ def test_require_data_names_the_missing_file_and_the_fetch_command(tmp_path, mon
         dlwpt.require_data("p1ch4/tabular-wine", data_dir=tmp_path)
     with pytest.raises(ValueError):
         dlwpt.require_data("p1ch99", data_dir=tmp_path)
-    monkeypatch.chdir(dlwpt.REPO_ROOT / "p1ch6")  # a chapter folder, where the notebooks run; data/ is fetched
-    assert dlwpt.require_data("p1ch4/tabular-wine") == dlwpt.DATA_DIR / "p1ch4/tabular-wine"
 
 
 @pytest.mark.parametrize("mirror, message", [("missing", "does not exist"), ("a-file", "is a file")])
