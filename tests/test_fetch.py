@@ -142,8 +142,16 @@ def test_fetch_from_mirror_what_is_asked_replacing_a_bad_copy(setup, capsys, mon
     request.addfinalizer(lambda: os.umask(old_umask))
     (data / A).parent.mkdir(parents=True)
     (data / A).write_bytes(b"an earlier, interrupted download")
+    fd, made = tempfile.mkstemp(dir=data / "p1ch9", prefix=".a.txt.", suffix=".part")  # as earlier versions did
+    os.close(fd)
+    mine = {".a.txt.part", ".a.txt.abc.part", ".notes.txt.abcdefgh.part", "x.a.txt.abcdefgh.part",
+            ".a.txt.abcdefgh.part.bak", "keep.part"}  # look-alikes of the temporaries of interrupted runs
+    for name in {".a.txt.k1ll3d_x.part", *mine}:
+        (data / "p1ch9" / name).write_bytes(b"partial")
     code, out, err = fetch(setup, capsys, ["p1ch9/sub dir"])  # a folder
     assert code == 0 and "1 fetched, 0 already present, 0 failed" in out and "FAILED" not in err
+    # the run removed the temporaries of interrupted runs, even in a folder it does not fetch into; nothing else
+    assert sorted(p.name for p in (data / "p1ch9").iterdir()) == sorted({"a.txt", "sub dir", *mine})
     assert (B in err) is with_tqdm  # B is over 1 MiB: a progress bar labelled with the file, where tqdm is
     code, out, err = fetch(setup, capsys)
     assert code == 0 and err == "" and "1 fetched, 1 already present, 0 failed" in out
@@ -255,19 +263,6 @@ def test_a_local_disk_error_is_one_clear_line(setup, capsys, monkeypatch, name, 
     assert leftovers(data) == []
 
 
-def test_a_run_removes_the_temporaries_of_interrupted_runs_and_nothing_else(setup, capsys):
-    folder = setup[1] / "p1ch9"
-    folder.mkdir(parents=True)
-    fd, made = tempfile.mkstemp(dir=folder, prefix=".a.txt.", suffix=".part")  # as earlier versions named them
-    os.close(fd)
-    mine = {".a.txt.part", ".a.txt.abc.part", ".notes.txt.abcdefgh.part", "x.a.txt.abcdefgh.part",
-            ".a.txt.abcdefgh.part.bak", "keep.part"}  # look-alikes: never touched
-    for name in {".a.txt.k1ll3d_x.part", *mine}:
-        (folder / name).write_bytes(b"partial")
-    assert fetch(setup, capsys, ["p1ch9/sub dir"])[0] == 0  # even a run that fetches into another folder
-    assert not Path(made).exists() and sorted(p.name for p in folder.iterdir()) == sorted({"sub dir", *mine})
-
-
 H, SHA = "\t".join(F.COLUMNS), "a" * 64  # the header; a well-formed SHA-256
 
 
@@ -352,6 +347,29 @@ def test_cli_refuses_a_mirror_that_is_no_folder(tmp_path, capsys, mirror, messag
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_two_runs_at_once_both_end_well(tmp_path, serve):
+    """Two runs into one data folder: the second waits for the first and says so; both end with the file verified.
+    The server holds its reply until the second run has said that it waits."""
+    release, data = threading.Event(), tmp_path / "data"
+    server = serve(lambda r: (release.wait(30), send(r, FILES[A])))
+    manifest = write_manifest(tmp_path / "m.tsv", [row(A, FILES[A], server.url + "a")])
+    outs, codes = [io.StringIO(), io.StringIO()], []
+    runs = [threading.Thread(target=lambda out=out: codes.append(F.fetch((), data, None, out, manifest, out)))
+            for out in outs]
+    try:
+        runs[0].start()
+        wait_for(lambda: list(data.rglob("*.part")), "the first run writing its file")
+        runs[1].start()
+        wait_for(lambda: "waiting for it to finish" in outs[1].getvalue(), "the second run waiting")
+    finally:
+        release.set()
+    for run in runs:
+        run.join(timeout=60)
+    first, second = [out.getvalue() for out in outs]
+    assert codes == [0, 0] and "1 fetched, 0 already present, 0 failed" in first, first + second
+    assert "0 fetched, 1 already present" in second and (data / A).read_bytes() == FILES[A]
+
+
 # --- real `python -m dlwpt.fetch` runs, where the behaviour needs a process ------------------------------------
 
 
@@ -388,25 +406,3 @@ def test_a_run_stopped_mid_transfer_keeps_no_partial_file(sig, tmp_path, serve):
     again = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "1 fetched" in again.stdout, again.stdout + again.stderr
     assert leftovers(tmp_path / "data") == ["a.txt"] and (tmp_path / "data" / A).read_bytes() == content
-
-
-def test_two_runs_at_once_both_end_well(tmp_path, serve):
-    """Two real runs into one data folder: the second waits for the first and says so; both end with the file
-    verified. The server holds its reply until the second run has said that it waits."""
-    release = threading.Event()
-    server = serve(lambda r: (release.wait(30), send(r, FILES[A])))
-    manifest = write_manifest(tmp_path / "m.tsv", [row(A, FILES[A], server.url + "a")])
-    cmd = [sys.executable, "-m", "dlwpt.fetch", "--manifest", str(manifest), "--data-dir", str(tmp_path / "data")]
-    logs, runs = [tmp_path / "first.log", tmp_path / "second.log"], []
-    try:
-        for log, under_way in zip(logs, [lambda: list(tmp_path.rglob("*.part")),  # the first writes its file
-                                         lambda: "waiting for it to finish" in logs[1].read_text(encoding="utf-8")]):
-            with open(log, "w", encoding="utf-8") as out:
-                runs.append(subprocess.Popen(cmd, env=ENV, stdout=out, stderr=subprocess.STDOUT))
-            wait_for(under_way, f"the run of {log.name} under way")
-    finally:
-        release.set()
-    assert [run.wait(timeout=60) for run in runs] == [0, 0]
-    first, second = [log.read_text(encoding="utf-8") for log in logs]
-    assert "1 fetched, 0 already present, 0 failed" in first and "0 fetched, 1 already present" in second
-    assert "Traceback" not in first + second and (tmp_path / "data" / A).read_bytes() == FILES[A]
