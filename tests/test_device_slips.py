@@ -152,12 +152,10 @@ class Placement(ast.NodeVisitor):
         literal = isinstance(node.iter, (ast.List, ast.Tuple))
         self.bind(node.target, None, None if literal else False)  # batches from a loader or dataset: CPU
         if literal and isinstance(node.target, (ast.Tuple, ast.List)):  # for model, where in [(m, device), ...]
-            for t in node.target.elts:
-                if isinstance(t, ast.Name) and any(
-                    isinstance(e, (ast.Tuple, ast.List)) and any(isinstance(x, ast.Name) and x.id in self.models
-                                                                 for x in e.elts) for e in node.iter.elts):
-                    self.models.add(t.id)
-                    break
+            first = next((t.id for t in node.target.elts if isinstance(t, ast.Name)), None)
+            if first and any(isinstance(x, ast.Name) and x.id in self.models for e in node.iter.elts
+                             if isinstance(e, (ast.Tuple, ast.List)) for x in e.elts):
+                self.models.add(first)
         for stmt in node.body:
             self.visit(stmt)
 
@@ -191,16 +189,13 @@ class Placement(ast.NodeVisitor):
 def find_slips(sources):
     """Slips in a notebook's code cells (in order, then each cell after the first .to(device) re-run at the end)."""
     walker = Placement()
-    first_device_cell = None
-    for i, src in enumerate(sources):
+    for src in sources:
         walker.run(src)
-        if first_device_cell is None and re.search(r"\.to\((device|where)", src):
-            first_device_cell = i
+    first = next((i for i, src in enumerate(sources) if re.search(r"\.to\((device|where)", src)), len(sources))
     slips = list(walker.slips)
-    end = walker
-    for src in sources[first_device_cell + 1 :] if first_device_cell is not None else []:
-        again = copy.copy(end)
-        again.where, again.models, again.slips = dict(end.where), set(end.models), []
+    for src in sources[first + 1 :]:
+        again = copy.copy(walker)
+        again.where, again.models, again.slips = dict(walker.where), set(walker.models), []
         again.run(src)
         slips += [(cell, text + "  [re-run after the whole notebook]") for cell, text in again.slips
                   if (cell, text) not in walker.slips]
