@@ -44,9 +44,7 @@ class Placement(ast.NodeVisitor):
         self.cell = ""
 
     # --- where an expression lives ---
-    def place(self, node):
-        if isinstance(node, ast.Constant):
-            return None  # scalars mix with any device
+    def place(self, node):  # None for constants too: scalars mix with any device
         if isinstance(node, ast.Name):
             return self.where.get(node.id)
         if isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):

@@ -70,12 +70,13 @@ def fetch(setup, capsys, wanted=()):
 
 
 @pytest.fixture
-def serve():
-    """``serve(handler)``: a local HTTP(S) server where ``handler(request)`` writes each reply. It has ``.url``,
-    and counts in ``.sent`` the bytes that ``send`` got out."""
+def serve(tmp_path):
+    """``serve(handler)``: a local HTTP server where ``handler(request)`` writes each reply; ``tls=True``: HTTPS
+    with a self-signed certificate, which Python's check rejects (as on a bare macOS install). The server has
+    ``.url``, and counts in ``.sent`` the bytes that ``send`` got out."""
     servers = []
 
-    def start(handler, tls=None):
+    def start(handler, tls=False):
         class Handler(http.server.BaseHTTPRequestHandler):
             do_GET = handler
 
@@ -86,7 +87,14 @@ def serve():
         server.daemon_threads, server.sent = True, 0
         server.url = f"http{'s' if tls else ''}://127.0.0.1:{server.server_address[1]}/"
         if tls:
-            server.socket = tls.wrap_socket(server.socket, server_side=True)
+            if shutil.which("openssl") is None:
+                pytest.skip("needs the openssl command to make a self-signed certificate")
+            cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+            subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                            "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(cert, key)
+            server.socket = context.wrap_socket(server.socket, server_side=True)
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         servers.append(server)
         return server
@@ -111,18 +119,6 @@ def send(request, body, headers=None, step=None, delay=0.0):
             return
         request.server.sent += step
         time.sleep(delay)
-
-
-def self_signed(folder):
-    """A server TLS context with a self-signed certificate, which Python's check rejects (as a bare macOS's)."""
-    if shutil.which("openssl") is None:
-        pytest.skip("needs the openssl command to make a self-signed certificate")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 @pytest.mark.parametrize("with_tqdm", [True, False])
@@ -195,7 +191,7 @@ def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, 
         (mirror / A).unlink() if damage is None else (mirror / A).write_bytes(damage(FILES[A]))
     elif case in REPLIES:
         handler, expected = REPLIES[case]
-        server = serve(handler, tls=self_signed(tmp_path) if case == "tls" else None)
+        server = serve(handler, tls=case == "tls")
         url = server.url + "a.txt"
     elif case in UNREACHABLE:
         listener = socket.create_server(("127.0.0.1", 0), backlog=0)  # listens, never accepts: connections hang
