@@ -138,8 +138,7 @@ def test_fetch_from_mirror_what_is_asked_replacing_a_bad_copy(setup, capsys, mon
     request.addfinalizer(lambda: os.umask(old_umask))
     (data / A).parent.mkdir(parents=True)
     (data / A).write_bytes(b"an earlier, interrupted download")
-    fd, made = tempfile.mkstemp(dir=data / "p1ch9", prefix=".a.txt.", suffix=".part")  # as earlier versions did
-    os.close(fd)
+    os.close(tempfile.mkstemp(dir=data / "p1ch9", prefix=".a.txt.", suffix=".part")[0])  # named as earlier runs did
     mine = {".a.txt.part", ".a.txt.abc.part", ".notes.txt.abcdefgh.part", "x.a.txt.abcdefgh.part",
             ".a.txt.abcdefgh.part.bak", "keep.part"}  # look-alikes of the temporaries of interrupted runs
     for name in {".a.txt.k1ll3d_x.part", *mine}:
@@ -350,8 +349,8 @@ def test_two_runs_at_once_both_end_well(tmp_path, serve):
     server = serve(lambda r: (release.wait(30), send(r, FILES[A])))
     manifest = write_manifest(tmp_path / "m.tsv", [row(A, FILES[A], server.url + "a")])
     outs, codes = [io.StringIO(), io.StringIO()], []
-    runs = [threading.Thread(target=lambda out=out: codes.append(F.fetch((), data, None, out, manifest, out)))
-            for out in outs]
+    runs = [threading.Thread(target=lambda out=out: codes.append(F.fetch((), data, None, out, manifest, out)),
+                             daemon=True) for out in outs]
     try:
         runs[0].start()
         wait_for(lambda: list(data.rglob("*.part")), "the first run writing its file")
