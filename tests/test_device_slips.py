@@ -129,8 +129,7 @@ class Placement(ast.NodeVisitor):
             return node.id in self.models
         return bool(MODEL_MAKERS.search(_call_name(node)))
 
-    def visit_Assign(self, node):
-        self.generic_visit(node)
+    def visit_Assign(self, node):  # (``if``, ``with`` and the rest: their statements in order, by generic_visit)
         place = self.place(node.value)
         for target in node.targets:
             self.bind(target, node.value, place)
@@ -156,12 +155,6 @@ class Placement(ast.NodeVisitor):
                 self.models.add(first)
         for stmt in node.body:
             self.visit(stmt)
-
-    def visit_If(self, node):  # and ``with``: every branch, in order
-        for stmt in node.body + getattr(node, "orelse", []):
-            self.visit(stmt)
-
-    visit_With = visit_If
 
     def visit_FunctionDef(self, node):
         saved = (dict(self.where), set(self.models))
