@@ -103,20 +103,19 @@ def unexplained_changes(book, cell_lines, note):
     return unexplained
 
 
-def book_cells(path):
+def problems(path, listings):
+    """What the notebook's book cells change from the book's ``listings`` of it without explaining it."""
+    found, position = [], 0
     for cell in nbformat.read(path, as_version=4).cells:
         head, _, body = cell.source.partition("\n")
-        if cell.cell_type == "code" and (m := CELL_IN.match(head)):
-            yield int(m.group(1)), m.group(2), body.split("\n")
-
-
-def compare(path, listings):
-    """[(N, listing or None, unexplained changes)] for the notebook's book cells."""
-    results, position = [], 0
-    for n, note, lines in book_cells(path):
-        same = [(k, book) for k, (m, book) in enumerate(listings) if m == n]
-        if not same:  # the book does not print this cell here: its note must say so
-            results.append((n, None if note is None else [], []))
+        if cell.cell_type != "code" or not (m := CELL_IN.match(head)):
+            continue
+        n, note, lines = int(m.group(1)), m.group(2), body.split("\n")
+        same = [(k, book) for k, (listed, book) in enumerate(listings) if listed == n]
+        if not same and note is None:  # the book does not print this cell here: its note must say so
+            found.append(f"In[{n}]: the book has no listing In[{n}] here; "
+                         f"mark the cell `# In[{n}]: not printed in the book, ...`")
+        if not same:
             continue
 
         def closest(kb):  # the most alike; among equals, the next in the book's order
@@ -124,8 +123,10 @@ def compare(path, listings):
 
         position, book = max(same, key=closest)
         position += 1
-        results.append((n, book, unexplained_changes(book, lines, note)))
-    return results
+        if changes := unexplained_changes(book, lines, note):
+            found.append(f"In[{n}]: explain this change with a comment (or a note `# In[{n}]: ...`), or write the "
+                         "book's text:\n" + "\n".join(changes))
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -133,17 +134,10 @@ def listings():
     return book_listings(shared_file("book/deep-learning-with-pytorch-2e-ch1-7.md").read_text(encoding="utf-8"))
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[str(p.relative_to(ROOT)) for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.relative_to(ROOT).as_posix() for p in NOTEBOOKS])
 def test_book_cells_are_the_books_listings_up_to_explained_changes(path, listings):
-    problems = [
-        f"In[{n}]: the book has no listing In[{n}] here; mark the cell `# In[{n}]: not printed in the book, ...`"
-        if book is None
-        else f"In[{n}]: explain this change with a comment (or a note `# In[{n}]: ...`), or write the book's text:\n"
-        + "\n".join(changes)
-        for n, book, changes in compare(path, listings.get(path.relative_to(ROOT).with_suffix("").as_posix(), []))
-        if changes or book is None
-    ]
-    assert not problems, "\n\n".join(problems)
+    found = problems(path, listings.get(path.relative_to(ROOT).with_suffix("").as_posix(), []))
+    assert not found, "\n\n".join(found)
 
 
 def test_the_comparison_undoes_the_page_and_catches_a_reformatted_line():

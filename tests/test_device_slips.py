@@ -1,29 +1,22 @@
-"""A CPU-only guard against device slips: a model on the device called on data left on the CPU (or the reverse).
+"""A CPU-only guard against device slips: a model on the device called on data left on the CPU, or the reverse.
 
-On a CPU every tensor is on the CPU, so running the notebooks cannot show such a slip. This test reads the code
-instead. It follows, cell by cell, where each name's tensor or model lives: on the device (made by
-``.to(device)``, ``.cuda()``, ``device=...``, or returned by a model on the device), on the CPU (tensor factories
-without ``device=``, batches drawn from a loader or dataset by ``for`` or ``next``, ``.cpu()``), or unknown
-(function parameters, anything else).
-Then every call of a model or loss, and every arithmetic or comparison, must not mix the device with the CPU:
-
-1. in order, top to bottom;
-2. once more for each cell after the notebook's first ``.to(device)``, as if re-run after the whole notebook ran
-   (names bound as at the end): the re-run case of issue 9.
-
-What it cannot catch: anything flowing through names it cannot place (function parameters, values returned by
-the notebooks' own helpers, containers), device changes made by library code, and models it does not recognise
-as models (it knows ``nn.*``, ``models.*``, ``torch.hub.load``, ``from_pretrained``, ``deepcopy`` and the
-notebooks' model-building helpers). ``make gpu-check`` on a real GPU remains the real test.
+Running the notebooks on a CPU cannot show such a slip, so this reads their code. It tracks, cell by cell, where each
+name's tensor or model lives: the device (``.to(device)``, ``.cuda()``, ``device=...``, a device model's output), the
+CPU (tensor factories without ``device=``, batches drawn by ``for`` or ``next``, ``.cpu()``), or unknown (function
+parameters, anything else). No call of a model or loss, no arithmetic or comparison may mix the two: in order, and
+again for each cell after the first ``.to(device)`` as if re-run after the whole notebook (issue 9). Names it cannot
+place (helpers' results, containers, library code) escape it; ``make gpu-check`` on a real GPU is the real test.
 """
 
 import ast
 import copy
 import re
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
 import pytest
+from IPython.core.inputtransformer2 import TransformerManager
 
 from tools.notebooks import notebook_keys
 
@@ -51,9 +44,7 @@ class Placement(ast.NodeVisitor):
         self.cell = ""
 
     # --- where an expression lives ---
-    def place(self, node):
-        if isinstance(node, ast.Constant):
-            return None  # scalars mix with any device
+    def place(self, node):  # None for constants too: scalars mix with any device
         if isinstance(node, ast.Name):
             return self.where.get(node.id)
         if isinstance(node, (ast.Subscript, ast.Attribute, ast.Starred)):
@@ -138,8 +129,7 @@ class Placement(ast.NodeVisitor):
             return node.id in self.models
         return bool(MODEL_MAKERS.search(_call_name(node)))
 
-    def visit_Assign(self, node):
-        self.generic_visit(node)
+    def visit_Assign(self, node):  # (``if``, ``with`` and the rest: their statements in order, by generic_visit)
         place = self.place(node.value)
         for target in node.targets:
             self.bind(target, node.value, place)
@@ -159,21 +149,11 @@ class Placement(ast.NodeVisitor):
         literal = isinstance(node.iter, (ast.List, ast.Tuple))
         self.bind(node.target, None, None if literal else False)  # batches from a loader or dataset: CPU
         if literal and isinstance(node.target, (ast.Tuple, ast.List)):  # for model, where in [(m, device), ...]
-            for t in node.target.elts:
-                if isinstance(t, ast.Name) and any(
-                    isinstance(e, (ast.Tuple, ast.List)) and any(isinstance(x, ast.Name) and x.id in self.models
-                                                                 for x in e.elts) for e in node.iter.elts):
-                    self.models.add(t.id)
-                    break
+            first = next((t.id for t in node.target.elts if isinstance(t, ast.Name)), None)
+            if first and any(isinstance(x, ast.Name) and x.id in self.models for e in node.iter.elts
+                             if isinstance(e, (ast.Tuple, ast.List)) for x in e.elts):
+                self.models.add(first)
         for stmt in node.body:
-            self.visit(stmt)
-
-    def visit_With(self, node):
-        for stmt in node.body:
-            self.visit(stmt)
-
-    def visit_If(self, node):
-        for stmt in node.body + node.orelse:
             self.visit(stmt)
 
     def visit_FunctionDef(self, node):
@@ -193,25 +173,20 @@ class Placement(ast.NodeVisitor):
 
     def run(self, source):
         self.cell = source
-        lines = [line for line in source.splitlines() if not line.startswith(("%", "!"))]  # IPython magics
-        tree = ast.parse("\n".join(lines))
-        for stmt in tree.body:
+        for stmt in ast.parse(TransformerManager().transform_cell(source)).body:  # as IPython runs it (magics)
             self.visit(stmt)
 
 
 def find_slips(sources):
     """Slips in a notebook's code cells (in order, then each cell after the first .to(device) re-run at the end)."""
     walker = Placement()
-    first_device_cell = None
-    for i, src in enumerate(sources):
+    for src in sources:
         walker.run(src)
-        if first_device_cell is None and re.search(r"\.to\((device|where)", src):
-            first_device_cell = i
+    first = next((i for i, src in enumerate(sources) if re.search(r"\.to\((device|where)", src)), len(sources))
     slips = list(walker.slips)
-    end = walker
-    for src in sources[first_device_cell + 1 :] if first_device_cell is not None else []:
-        again = copy.copy(end)
-        again.where, again.models, again.slips = dict(end.where), set(end.models), []
+    for src in sources[first + 1 :]:
+        again = copy.copy(walker)
+        again.where, again.models, again.slips = dict(walker.where), set(walker.models), []
         again.run(src)
         slips += [(cell, text + "  [re-run after the whole notebook]") for cell, text in again.slips
                   if (cell, text) not in walker.slips]
@@ -228,58 +203,35 @@ def test_no_device_slips(relpath):
     assert find_slips(sources) == []
 
 
-# --- the guard itself catches what it is for ---
+# --- the guard itself: each slip caught, its fix passed ---
 
 
-def test_catches_a_batch_left_on_the_cpu():
-    sources = [
-        "model = nn.Sequential(nn.Linear(3, 1)).to(device)\nloss_fn = nn.MSELoss()",
-        "for imgs, labels in train_loader:\n    out = model(imgs.view(imgs.shape[0], -1))\n"
-        "    loss = loss_fn(out, labels.to(device))",
-    ]
-    assert [text for _, text in find_slips(sources)] == ["model(imgs.view(imgs.shape[0], -1))"]
-    sources[1] = sources[1].replace("-1))", "-1).to(device))")
-    assert find_slips(sources) == []
-
-
-def test_a_model_moved_in_place_counts_as_on_the_device():
-    sources = ["model = nn.Linear(3, 2)\nmodel.to(device)", "x = torch.ones(4, 3)\ny = model(x)"]
-    assert [text for _, text in find_slips(sources)] == ["model(x)"]
-
-
-def test_catches_labels_compared_on_the_cpu():
-    sources = ["model = nn.Linear(3, 2).to(device)",
-               "x, labels = next(iter(val_loader))\npred = model(x.to(device)).argmax(dim=1)\nok = pred == labels"]
-    assert [text for _, text in find_slips(sources)] == ["pred == labels"]
-
-
-def test_catches_the_issue_9_rerun_slip_and_passes_its_fix():
-    """Chapter 7's loss check before the fix: right in order, wrong when re-run after the deeper model trained."""
-    before = [
-        "model = nn.Sequential(nn.Linear(3072, 2)).to(device)",  # an earlier model on the device
-        "model = nn.Sequential(nn.Linear(3072, 2))\nloss_fn = nn.CrossEntropyLoss()",  # In[24], on the CPU
-        "# not a listing: the two losses agree\nimgs, labels = next(iter(val_loader))\n"
-        "logits = model(imgs.view(imgs.shape[0], -1))\nce = nn.CrossEntropyLoss()(logits, labels)",
-        "model = model.to(device)",  # the training cell
-    ]
-    slips = find_slips(before)
-    assert slips and all("re-run" in text for _, text in slips)
-    assert {cell for cell, _ in slips} == {"# not a listing: the two losses agree"}
-    fixed = list(before)
-    fixed[2] = fixed[2].replace(
-        "next(iter(val_loader))\n",
-        "next(iter(val_loader))\nimgs, labels = imgs.to(device), labels.to(device)\nmodel = model.to(device)\n",
-    )
-    assert find_slips(fixed) == []
-
-
-def test_a_model_kept_on_the_cpu_on_cpu_data_is_no_slip():
-    sources = ["t_range = torch.arange(20., 90.)\ncpu_model = nn.Linear(1, 1)",
-               "dev_model = copy.deepcopy(cpu_model).to(device)",
-               "a = cpu_model(0.1 * t_range)\nb = dev_model((0.1 * t_range).to(device)).cpu()\nc = a - b"]
-    assert find_slips(sources) == []
-    sources[2] = sources[2].replace("dev_model((0.1 * t_range).to(device))", "dev_model(0.1 * t_range)")
-    assert len(find_slips(sources)) == 1
+@pytest.mark.parametrize("cells, slips, fix", [
+    (["model = nn.Sequential(nn.Linear(3, 1)).to(device)\nloss_fn = nn.MSELoss()",  # a batch left on the CPU
+      "for imgs, labels in train_loader:\n    out = model(imgs.view(imgs.shape[0], -1))\n"
+      "    loss = loss_fn(out, labels.to(device))"],
+     ["model(imgs.view(imgs.shape[0], -1))"], ("-1))", "-1).to(device))")),
+    (["model = nn.Linear(3, 2)\nmodel.to(device)", "x = torch.ones(4, 3)\ny = model(x)"],  # moved in place
+     ["model(x)"], ("(4, 3)", "(4, 3, device=device)")),
+    (["model = nn.Linear(3, 2).to(device)",  # labels compared on the CPU
+      "x, labels = next(iter(val_loader))\npred = model(x.to(device)).argmax(dim=1)\nok = pred == labels"],
+     ["pred == labels"], ("== labels", "== labels.to(device)")),
+    (["model = nn.Sequential(nn.Linear(3072, 2)).to(device)",  # issue 9: right in order, wrong when re-run
+      "model = nn.Sequential(nn.Linear(3072, 2))\nloss_fn = nn.CrossEntropyLoss()",  # chapter 7's In[24]
+      "imgs, labels = next(iter(val_loader))\nlogits = model(imgs.view(imgs.shape[0], -1))\n"
+      "ce = nn.CrossEntropyLoss()(logits, labels)",
+      "model = model.to(device)"],  # the training cell
+     ["model(imgs.view(imgs.shape[0], -1))  [re-run after the whole notebook]"],
+     ("next(iter(val_loader))\n", "next(iter(val_loader))\nimgs, labels = imgs.to(device), labels.to(device)\n"
+      "model = model.to(device)\n")),
+    (["t_range = torch.arange(20., 90.)\ncpu_model = nn.Linear(1, 1)",  # a CPU model on CPU data is no slip
+      "dev_model = copy.deepcopy(cpu_model).to(device)",
+      "a = cpu_model(0.1 * t_range)\nb = dev_model(0.1 * t_range).cpu()\nc = a - b"],
+     ["dev_model(0.1 * t_range)"], ("dev_model(0.1 * t_range)", "dev_model((0.1 * t_range).to(device))")),
+])
+def test_the_guard_catches_each_slip_and_passes_its_fix(cells, slips, fix):
+    assert [text for _, text in find_slips(cells)] == slips
+    assert find_slips([cell.replace(*fix) for cell in cells]) == []
 
 
 # --- timing on a GPU waits for the queued work ---
@@ -287,17 +239,13 @@ def test_a_model_kept_on_the_cpu_on_cpu_data_is_no_slip():
 
 @pytest.mark.parametrize("device_type, waits_on", [("cuda", ["cuda"]), ("mps", ["mps"]), ("cpu", [])])
 def test_going_further_clock_waits_for_cuda_and_mps(device_type, waits_on):
-    """Chapter 7's going-further `synchronize()`, run with a stand-in torch that records which GPU it waited on."""
-    from types import SimpleNamespace
-
-    nb = nbformat.read(ROOT / "p1ch7" / "2_birds_airplanes.ipynb", as_version=4)
-    (cell,) = [c.source for c in nb.cells if "samples per second, book's DataLoader loop" in c.source]
+    """Chapter 7's going-further ``synchronize()``, run with a stand-in torch that records which GPU it waited on."""
+    cells = nbformat.read(ROOT / "p1ch7" / "2_birds_airplanes.ipynb", as_version=4).cells
+    (cell,) = [c.source for c in cells if "def synchronize(" in c.source]
     (func,) = [n for n in ast.parse(cell).body if isinstance(n, ast.FunctionDef) and n.name == "synchronize"]
     waited = []
-    fake_torch = SimpleNamespace(cuda=SimpleNamespace(synchronize=lambda: waited.append("cuda")),
-                                 mps=SimpleNamespace(synchronize=lambda: waited.append("mps")))
-    scope = {"torch": fake_torch, "device": SimpleNamespace(type=device_type)}
+    gpu = {name: SimpleNamespace(synchronize=lambda name=name: waited.append(name)) for name in ["cuda", "mps"]}
+    scope = {"torch": SimpleNamespace(**gpu), "device": SimpleNamespace(type=device_type)}
     exec(compile(ast.Module(body=[func], type_ignores=[]), "going-further", "exec"), scope)
     scope["synchronize"]()
-    assert waited == waits_on
-    assert cell.count("synchronize()") >= 3  # defined, then called before and after the timed epochs
+    assert waited == waits_on and cell.count("synchronize()") >= 3  # defined, called before and after the timing
