@@ -15,9 +15,9 @@
 
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams
@@ -43,7 +43,7 @@ del _r, _s
 """
 FIRST_RUNS = pytest.StashKey[dict]()  # {resolved notebook path: {"failed": bool, "outputs": {cell_num: outputs}}}
 SKIPPED = {}  # {resolved notebook path: why its cells are skipped in this run}
-_state = {"dir": None, "saved_env": {}}
+_chapter2 = {}  # "dir": the TemporaryDirectory of chapter 2's stand-ins, "env": the patch of os.environ for them
 
 
 def shared_file(relpath):
@@ -272,10 +272,10 @@ def pytest_collection_modifyitems(session, config, items):
         _skip([i for i in items if i.get_closest_marker("real_downloads")],
               f"needs the internet and the real downloads; run with {OPTION}")
     chapter2 = [i for i in items if i.path.parent.name == "p1ch2" or i.path.name == "test_p1ch2.py"]
-    if chapter2 and not real and _state["dir"] is None:  # before any kernel starts: kernels inherit os.environ
-        _state["dir"] = Path(tempfile.mkdtemp(prefix="dlwpt-ch2-standins-"))
-        _state["saved_env"] = {name: os.environ.get(name) for name in standins.CHAPTER2_ENV}
-        standins.build_chapter2(_state["dir"], os.environ)
+    if chapter2 and not real and not _chapter2:  # before any kernel starts: kernels inherit os.environ
+        _chapter2.update(dir=tempfile.TemporaryDirectory(prefix="dlwpt-ch2-standins-"), env=mock.patch.dict(os.environ))
+        _chapter2["env"].start()
+        standins.build_chapter2(standin_dir(), os.environ)
     if chapter2 and not real and "DLWPT_DATA" not in os.environ and not standins.real_cyclegan_weights():
         why = f"no CycleGAN weights: data/ lacks them and there is no {standins.FACTS} for the stand-in"
         _skip([i for i in chapter2 if f"p1ch2/{i.path.name}" in CYCLEGAN_NOTEBOOKS], why)
@@ -288,20 +288,15 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_unconfigure(config):
-    for name, value in _state["saved_env"].items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    if _state["dir"] is not None:
-        shutil.rmtree(_state["dir"], ignore_errors=True)
-    _state.update(dir=None, saved_env={})
+    if _chapter2:
+        _chapter2.pop("env").stop()
+        _chapter2.pop("dir").cleanup()
     standins.deactivate()
 
 
 def standin_dir():
     """The temporary folder of chapter 2's stand-ins (None when they were not built)."""
-    return _state["dir"]
+    return Path(_chapter2["dir"].name) if _chapter2 else None
 
 
 @pytest.hookimpl(optionalhook=True)

@@ -18,61 +18,52 @@ from nbval.plugin import get_sanitize_patterns
 
 from tests import test_device_slips
 from tests.harness import is_seeded, printed, shared_file
-from tools import gpu_check, standins
-from tools.notebooks import ROOT, from_command_line, notebook_key, notebook_keys
+from tools import speed, standins
+from tools.notebooks import ROOT, notebook_key, notebook_keys
 
 NOTEBOOKS = notebook_keys()
 # The book's seeded train/validation splits: (notebook, the cell's first line)
 SEEDED_SPLITS = {"p1ch5/3_optimizers.ipynb": "# In[12]", "p1ch6/1_neural_networks.ipynb": "# In[3]"}
+# Tiny notebooks: their cells, what nbval + the harness make of each (Cell N, then Cell N re-run), what it says
+SAMPLES = {
+    "works": (["import os\npid = os.getpid()", "assert os.getpid() == pid\nopen('here.txt').read()",
+               "import torch\ntorch.manual_seed(3)\nprint(torch.randperm(5))"], ["PASSED"] * 6, []),
+    "fails_twice": (["import os", "os.chdir('sub')"], ["PASSED"] * 3 + ["FAILED"], ["FileNotFoundError"]),  # sub/sub
+    "seed_elsewhere": (["import random\nrandom.seed(1)", "import torch\ntorch.manual_seed(0)\nprint(random.random())"],
+                       ["PASSED"] * 3 + ["FAILED"], ["seeded cell printed something else"]),
+    "broken": (["def deep():\n    raise ValueError('broken on purpose')\ndeep()", "x = 1"],
+               ["FAILED", "PASSED", "SKIPPED", "SKIPPED"], ["broken on purpose", "deep()"]),
+    "hangs": (["import time\ntime.sleep(300)"], ["FAILED", "SKIPPED"], ["Timeout"]),
+}
 
 
-def run_nbval(tmp_path, *cells, timeout=60):
-    """pytest + nbval + the harness (its re-run of every cell) on a notebook made of ``cells``, outside this
-    project's conftest."""
-    nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "sample.ipynb")
-    (tmp_path / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+@pytest.fixture(scope="module")
+def nbval_run(tmp_path_factory):
+    """pytest + nbval + the harness (its re-run of every cell) on the SAMPLES, outside this project's conftest."""
+    folder = tmp_path_factory.mktemp("samples")
+    (folder / "sub").mkdir()
+    (folder / "here.txt").write_text("hi", encoding="utf-8")
+    (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
+    for name, (cells, *_) in SAMPLES.items():
+        nb = new_notebook(cells=[new_code_cell(c) for c in cells])
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        nbformat.write(nb, folder / f"{name}.ipynb")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-v",
-           "-p", "tests.harness", f"--nbval-cell-timeout={timeout}", "sample.ipynb"]
-    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+           "-p", "tests.harness", "--nbval-cell-timeout=30", *(f"{name}.ipynb" for name in SAMPLES)]
+    return subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True, timeout=600).stdout
 
 
-def test_cells_run_again_in_the_same_kernel_in_their_folder(tmp_path):
-    (tmp_path / "here.txt").write_text("hi", encoding="utf-8")
-    holds_its_seed = "import torch\ntorch.manual_seed(3)\nprint(torch.randperm(5))"
-    proc = run_nbval(tmp_path, "import os\npid = os.getpid()", "assert os.getpid() == pid\nopen('here.txt').read()",
-                     holds_its_seed)
-    assert proc.returncode == 0, proc.stdout
-    assert "Cell 1 re-run PASSED" in proc.stdout and "Cell 2 re-run PASSED" in proc.stdout
-    assert "6 passed" in proc.stdout
-
-
-@pytest.mark.parametrize("cells, says", [
-    (["import os", "os.chdir('sub')"], "FileNotFoundError"),  # works once: the second time there is no sub/sub
-    (["import random\nrandom.seed(1)", "import torch\ntorch.manual_seed(0)\nprint(random.random())"],
-     "seeded cell printed something else"),  # random is seeded in cell 0
-], ids=["fails the second time", "seed in another cell"])
-def test_a_re_run_that_goes_wrong_fails(tmp_path, cells, says):
-    (tmp_path / "sub").mkdir()
-    proc = run_nbval(tmp_path, *cells)
-    assert proc.returncode == 1, proc.stdout
-    assert "Cell 1 re-run FAILED" in proc.stdout and says in proc.stdout
-
-
-def test_a_failing_cell_fails_with_its_traceback_and_is_not_re_run(tmp_path):
-    proc = run_nbval(tmp_path, "def deep():\n    raise ValueError('broken on purpose')\ndeep()", "x = 1")
-    assert proc.returncode == 1
-    assert "broken on purpose" in proc.stdout and "deep()" in proc.stdout
-    assert "Cell 0 FAILED" in proc.stdout and "Cell 1 PASSED" in proc.stdout
-    assert "Cell 0 re-run SKIPPED" in proc.stdout and "Cell 1 re-run SKIPPED" in proc.stdout
-
-
-def test_hanging_cell_times_out(tmp_path):
-    proc = run_nbval(tmp_path, "import time\ntime.sleep(30)", timeout=2)
-    assert proc.returncode == 1
-    assert "Timeout" in proc.stdout or "timed out" in proc.stdout.lower()
+@pytest.mark.parametrize("name", SAMPLES)
+def test_every_cell_runs_again_and_a_re_run_that_goes_wrong_fails(nbval_run, name):
+    """Cells run in their folder, in one kernel per notebook; after the last cell each runs again: a cell failing
+    then fails, and so does a seeded cell that prints something else (its seed sits in another cell). A failing
+    cell fails with its traceback (its notebook is not re-run); a hanging one times out."""
+    cells, statuses, says = SAMPLES[name]
+    ids = [f"Cell {n}" for n in range(len(cells))] + [f"Cell {n} re-run" for n in range(len(cells))]
+    got = [re.search(rf"{name}\W+ipynb::{re.escape(i)} (PASSED|FAILED|SKIPPED)", nbval_run) for i in ids]
+    assert [m and m.group(1) for m in got] == statuses, nbval_run[-3000:]
+    assert all(text in nbval_run for text in says), nbval_run[-3000:]
 
 
 def collected_notebook_cells(request):
@@ -124,14 +115,12 @@ def test_output_sanitizer_ignores_reprs_but_not_values():
 
 
 def test_keys_of_windows_paths_have_forward_slashes():
-    """The tables (gpu_check.DEVICE_NOTEBOOKS, SEEDED_SPLITS, node ids) write ``/``; Windows paths have ``\\``."""
+    """The tables (speed.DEVICE_NOTEBOOKS, SEEDED_SPLITS, node ids) write ``/``; Windows paths have ``\\``."""
     root = PureWindowsPath("C:/dlwpt-2e")
     path = root / "p1ch7" / "2_birds_airplanes.ipynb"
     assert str(path.relative_to(root)) == "p1ch7\\2_birds_airplanes.ipynb"  # what a naive key would be
     assert notebook_key(path, root) == "p1ch7/2_birds_airplanes.ipynb"
-    for arg in ("p1ch6\\1_neural_networks.ipynb", ".\\p1ch6\\1_neural_networks.ipynb", "p1ch6/1_neural_networks.ipynb"):
-        assert from_command_line(arg) == "p1ch6/1_neural_networks.ipynb"
-    assert len(NOTEBOOKS) >= 20 and set(SEEDED_SPLITS) | set(gpu_check.DEVICE_NOTEBOOKS) <= set(NOTEBOOKS)
+    assert len(NOTEBOOKS) >= 20 and set(SEEDED_SPLITS) | set(speed.DEVICE_NOTEBOOKS) <= set(NOTEBOOKS)
     assert set(test_device_slips.DEVICE_NOTEBOOKS) <= set(NOTEBOOKS) and len(test_device_slips.DEVICE_NOTEBOOKS) >= 5
 
 

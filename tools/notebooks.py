@@ -22,11 +22,6 @@ def notebook_keys(root=ROOT, pattern="p1ch*/*.ipynb"):
     return sorted(notebook_key(path, root) for path in root.glob(pattern))
 
 
-def from_command_line(arg):
-    """A notebook named on the command line, ``p1ch6\\1_neural_networks.ipynb`` on Windows, as a key."""
-    return arg.replace("\\", "/").removeprefix("./")
-
-
 def run_notebook(path, env=None, timeout=CELL_TIMEOUT, last_cell=None):
     """Execute the notebook ``path`` in its own folder, as a reader's Run All; return the executed notebook.
 
@@ -39,10 +34,7 @@ def run_notebook(path, env=None, timeout=CELL_TIMEOUT, last_cell=None):
     nb = nbformat.read(path, as_version=4)
     if last_cell:
         nb.cells.append(nbformat.v4.new_code_cell(last_cell))
-    kernel_env = dict(os.environ)
-    kernel_env.update({name: value for name, value in (env or {}).items() if value is not None})
-    for name in [name for name, value in (env or {}).items() if value is None]:
-        kernel_env.pop(name, None)
+    kernel_env = {name: value for name, value in {**os.environ, **(env or {})}.items() if value is not None}
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(Path(path).parent)}})
     client.execute(env=kernel_env)
