@@ -78,7 +78,7 @@ def policy_problems(nb, chapter):
 def run_one(path, run, now):
     """Execute ``path`` in its folder without the stand-ins (a fresh IPYTHONDIR: no stand-in startup file) and without
     quick mode; return (the executed notebook with its record, problems)."""
-    env = dict.fromkeys([*standins.ENV_NAMES, "DLWPT_QUICK"])
+    env = dict.fromkeys(standins.ENV_NAMES | {"DLWPT_QUICK"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
         nb = run_notebook(path, env=env | {"IPYTHONDIR": ipython_dir}, timeout=3 * 3600, last_cell=PROOF_CELL)

@@ -1,16 +1,13 @@
 """The test machinery in one module; the root conftest.py registers it as a pytest plugin.
 
 - nbval executes every notebook under p1ch*/ in its own folder, in quick mode (``DLWPT_QUICK=1``). After a
-  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run"): readers
-  re-run cells out of order, so a cell must still work, and a cell that seeds the random generators
-  (``manual_seed``, ``set_seed``) must print the same (timings aside) after the generators were put in an
-  arbitrary state: its seed sits in the cell whose randomness it fixes. ``pytest -p no:nbval_rerun`` leaves it out.
-- The record of the first runs (``FIRST_RUNS``): what each cell printed, so the focused tests in tests/ reuse
-  nbval's fresh outputs (fixture ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
-- The stand-ins of tools/standins.py (``pytest --real-downloads`` leaves them out and runs the tests marked
-  ``real_downloads``); with chapter 2 collected and no real CycleGAN weights in data/, ``DLWPT_DATA`` points the
-  notebooks at a temporary data folder holding stand-in weights, so chapter 2 runs in place like every notebook.
-- ``shared_file``/``mirror_file`` (skip, naming what is missing, where ../shared is absent) and ``offline_env``.
+  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run", left out by
+  ``pytest -p no:nbval_rerun``): a cell must still work, and a seeded cell (``manual_seed``, ``set_seed``) must
+  print the same (timings aside) after the generators were put in an arbitrary state.
+- The record of the first runs (``FIRST_RUNS``): what each cell printed, for the focused tests in tests/ (fixture
+  ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
+- The stand-ins of tools/standins.py (``--real-downloads`` leaves them out and runs the tests marked
+  ``real_downloads``); ``shared_file``/``mirror_file`` skip naming what is missing; ``offline_env``.
 """
 
 import os

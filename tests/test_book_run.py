@@ -12,7 +12,8 @@ from tests import book_run
 RUN = "https://github.com/alice/dlwpt-notebooks/actions/runs/123456789"
 CLEAN = "import dlwpt\nimport torchvision.datasets.cifar\nprint('quick:', dlwpt.quick_mode())"
 ON_STANDINS = ("from tools.standins import install_in_process\nimport torchvision.datasets\n"
-               "install_in_process('/nowhere')  # the tests' CIFAR-10 patch\nimport os\nos.environ['DLWPT_QUICK'] = '1'")
+               "install_in_process('/nowhere')  # the tests' CIFAR-10 patch\n"
+               "import os\nos.environ['DLWPT_QUICK'] = '1'")
 
 
 @pytest.mark.parametrize("source, says", [(CLEAN, []), (ON_STANDINS, ["the tests' stand-in", "DLWPT_QUICK"])],

@@ -1,25 +1,20 @@
-"""Chapter 7's speed, and proof that the notebooks run on a GPU: measured side by side in one run on this machine.
+"""Chapter 7's speed, and proof that the notebooks run on a GPU, measured side by side in one run on this machine.
 
     python tools/speed.py bench [--compile] [--skip-suite] [--skip-book]     # make bench
     python tools/speed.py gpu-check                                          # make gpu-check
 
-bench, on the CPU and on the GPU dlwpt picks (when there is one): the float32 matmul peak (GFLOP/s); the CIFAR-2
-training throughput of the chapter's fully connected model (3072-512-2, batch 64, SGD lr 1e-2), best and median
-samples/s of 5 epochs after a warm-up, for the book's DataLoader loop and for tensors preloaded on the device
-(``--compile``: also torch.compile'd), each as a fraction of the peak; the wall time of the notebook suite in quick
-mode (each cell once); the wall time of the chapter 7 notebooks at the book's settings.
+bench, on the CPU and on the GPU dlwpt picks: the float32 matmul peak; CIFAR-2 training throughput of the chapter's
+fully connected model (best and median of 5 epochs after a warm-up) for the book's DataLoader loop and for tensors
+preloaded on the device (``--compile``: also torch.compile'd), as a fraction of the peak; then the wall time of the
+notebook suite in quick mode (each cell once) and of the chapter 7 notebooks at the book's settings.
 
-gpu-check runs every notebook with ``DLWPT_DEVICE=cuda`` (else ``mps``): chapter 7 at the book's settings, the rest
-in quick mode. A cell appended to the in-memory copy of each notebook reports the GPU memory the kernel allocated
-and the device of every ``nn.Module`` it holds; in ``DEVICE_NOTEBOOKS`` the named models must be on the GPU and
-memory allocated. Chapter 7 runs again on the CPU. ``outputs/gpu_check/report.md`` and ``report.json``: per
-notebook device, mode, seconds and proof; the chapter 7 GPU/CPU time ratio; the going-further samples/s; the GPU's
-name; torch's version. Without a GPU it says so and exits 0; exit status 1: a notebook or a proof failed.
+gpu-check runs every notebook with ``DLWPT_DEVICE=cuda`` (else ``mps``), chapter 7 at the book's settings and again
+on the CPU, the rest in quick mode. A cell appended to the in-memory copy of each notebook reports the GPU memory
+its kernel allocated and the device of every model it holds: in ``DEVICE_NOTEBOOKS`` the named models must be on
+the GPU. It writes outputs/gpu_check/report.md and report.json; without a GPU it says so and exits 0.
 
-Data: CIFAR-10 from ``data-unversioned/p1ch7/``, else the tests' stand-in (tools/standins.py; same sizes, JPEG
-re-encoded pixels) where ../shared has its source, else the notebooks download it; chapter 2 on the tests'
-stand-ins (random weights, real architectures) where ../shared has the CycleGAN facts, else the real downloads.
-Speed and device proofs do not depend on what the pixels or the weights are.
+Data: the official CIFAR-10 in data-unversioned/p1ch7/, else the tests' stand-ins (tools/standins.py) where
+../shared has their sources (chapter 2's too), else the real downloads: speed and proofs do not depend on them.
 """
 
 import argparse
@@ -89,19 +84,13 @@ del _dlwpt_device_proof
 '''
 
 
-def sync(device):
-    """Wait for the work queued on a GPU, so the clock counts it."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
 def timed(work, device):
-    sync(device)
+    """Seconds ``work()`` takes, counting the work it queued on a GPU."""
+    sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(device.type, lambda: None)
+    sync()
     start = time.perf_counter()
     work()
-    sync(device)
+    sync()
     return time.perf_counter() - start
 
 
@@ -276,23 +265,15 @@ def write_report(report, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    lines = ["# GPU check", "", f"GPU: {report['gpu']}; torch {report['torch']}; Python {report['python']}; "
-             f"chapter 7 data: {report['cifar10']}.", "",
-             "| notebook | device | mode | seconds | problems | GPU memory | models on |", "| --- " * 7 + "|"]
-    for r in report["notebooks"]:
-        proof = r["proof"] or {}
-        memory = f"{proof['memory_bytes'] / 2**20:.0f} MiB" if proof.get("memory_bytes") else "-"
-        models = ", ".join(f"{k}: {'/'.join(v)}" for k, v in sorted(proof.get("modules", {}).items())) or "-"
-        lines.append(f"| {r['notebook']} | {r['device']} | {r['mode']} | {r['seconds']} | "
-                     f"{'; '.join(r['problems']) or 'none'} | {memory} | {models} |")
-    ch7 = report["chapter7_book_seconds"]
-    lines += ["", f"Chapter 7 at the book's settings: {ch7['gpu']} s on {report['device']}, {ch7['cpu']} s on the CPU; "
-              f"GPU/CPU time ratio: {ch7['gpu_over_cpu']}."]
-    lines += [f"Going further on {r['device']}: DataLoader loop {g['DataLoader']} samples/s, preloaded "
-              f"{g['Preloaded']} samples/s, ratio {g['ratio']}x." for r in report["notebooks"]
-              if (g := r.get("going_further"))]
-    (out / "report.md").write_text("\n".join(lines + ["", "Result: " + ("OK" if report["ok"] else "FAILED")]) + "\n",
-                                   encoding="utf-8")
+    ch7, lines = report["chapter7_book_seconds"], [f"# GPU check: {'OK' if report['ok'] else 'FAILED'}", ""]
+    lines += [f"{report['gpu']}; torch {report['torch']}; Python {report['python']}; CIFAR-10: {report['cifar10']}.",
+              f"Chapter 7 at the book's settings: {ch7['gpu']} s on {report['device']}, {ch7['cpu']} s on the CPU; "
+              f"GPU/CPU time ratio: {ch7['gpu_over_cpu']}.", "", "| notebook | device | mode | seconds | problems | "
+              "GPU memory (bytes) | models on | going further (samples/s) |", "| --- " * 8 + "|"]
+    lines += [f"| {r['notebook']} | {r['device']} | {r['mode']} | {r['seconds']} | {'; '.join(r['problems'])} | "
+              f"{(r['proof'] or {}).get('memory_bytes')} | {(r['proof'] or {}).get('modules')} | {r['going_further']} |"
+              for r in report["notebooks"]]
+    (out / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def bench(with_compile, skip_suite, skip_book):

@@ -15,7 +15,6 @@ CycleGAN weights, a data folder for ``DLWPT_DATA``: data/'s files linked, plus r
 shapes of the published ``horse2zebra_0.4.0.pth`` (``../shared/facts/``). The repository's ``data/`` is never written.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -25,6 +24,7 @@ import tarfile
 import tempfile
 import warnings
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DLWPT_SHARED") or ROOT.parent / "shared")  # ../shared: data mirror, CIFAR JPEGs, facts
@@ -39,9 +39,7 @@ REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # CI with internet: chapter 7 must run, n
 FACTS_FILE = "facts/horse2zebra_0.4.0.state_dict_manifest.json"  # relative to ../shared
 FACTS = SHARED / FACTS_FILE
 CYCLEGAN_WEIGHTS = "p1ch2/horse2zebra_0.4.0.pth"
-GPT2_ID = "gpt2"
-BLIP_ID = "Salesforce/blip-image-captioning-large"
-FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # of the stand-in Hugging Face repositories
 
 # Run in-process (tools/speed.py bench) or as an IPython startup file (test kernels).
 PATCH_CODE = r'''
@@ -51,22 +49,12 @@ import sys as _sys
 
 def _dlwpt_patch_cifar(module, root):
     """Stand-in only: read CIFAR-10 from `root` and skip the official MD5 sums."""
-    cls = module.CIFAR10
-    if getattr(cls, "_dlwpt_standin", False):
-        return
-    files = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    init = cls.__init__
-
-    def __init__(self, _root, *args, **kwargs):
-        init(self, root, *args, **kwargs)
-
-    def _check_integrity(self):
-        return all(_os.path.isfile(_os.path.join(self.root, self.base_folder, f)) for f in files)
-
-    cls.__init__ = __init__
-    cls._check_integrity = _check_integrity
-    module.check_integrity = lambda fpath, md5=None: _os.path.isfile(fpath)
-    cls._dlwpt_standin = True
+    cls, init = module.CIFAR10, module.CIFAR10.__init__
+    if not getattr(cls, "_dlwpt_standin", False):
+        cls.__init__ = lambda self, _root, *args, **kwargs: init(self, root, *args, **kwargs)
+        cls._check_integrity = lambda self: True
+        module.check_integrity = lambda fpath, md5=None: _os.path.isfile(fpath)
+        cls._dlwpt_standin = True
 
 
 def _dlwpt_install(root):
@@ -92,27 +80,19 @@ def _dlwpt_install(root):
 STARTUP = PATCH_CODE + f"\nif _os.environ.get({ROOT_ENV!r}):\n    _dlwpt_install(_os.environ[{ROOT_ENV!r}])\n"
 
 
-def _cache_dir():
-    st = TARBALL.stat()
-    key = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}:{SEED}:v1".encode()).hexdigest()[:12]
-    base = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "dlwpt-cache")
-    return base / f"cifar10-standin-{key}"
-
-
-def build_standin(tarball=TARBALL):
-    """Build (once; cached) the stand-in folder and return its root (holding cifar-10-batches-py/)."""
+def build_standin():
+    """Build (once; cached, one folder per archive version) the stand-in folder; return its root (holding
+    cifar-10-batches-py/)."""
     import numpy as np
     from PIL import Image
 
-    tarball = Path(tarball)
-    if not tarball.is_file():
-        raise FileNotFoundError(f"CIFAR-10 stand-in archive not found: {tarball}")
-    out = _cache_dir()
+    base = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "dlwpt-cache")
+    out = base / f"cifar10-standin-{TARBALL.stat().st_size}-{int(TARBALL.stat().st_mtime)}-{SEED}"
     folder = out / "cifar-10-batches-py"
     if (folder / "batches.meta").is_file():
         return out
     samples = {"train": [], "test": []}
-    with tarfile.open(tarball, "r:gz") as tar:
+    with tarfile.open(TARBALL, "r:gz") as tar:
         for member in tar:
             parts = member.name.split("/")
             if not member.isfile() or len(parts) != 3 or not parts[2].endswith(".jpg"):
@@ -158,28 +138,28 @@ def install_in_process(root):
     scope["_dlwpt_install"](str(root))
 
 
-_ACTIVATED = []  # the IPYTHONDIR activate() made, and the one it replaced
+_ACTIVE = []  # activate()'s patch of os.environ and its temporary IPYTHONDIR
 
 
 def activate():
     """Point kernels started from now on (they inherit os.environ) at the stand-in, unless it is already."""
     if os.environ.get(ROOT_ENV):
         return
-    ipydir = tempfile.mkdtemp(prefix="dlwpt-ipython-")
-    _ACTIVATED.append((ipydir, os.environ.get("IPYTHONDIR")))
-    startup = Path(ipydir) / "profile_default" / "startup"
+    ipython_dir = tempfile.TemporaryDirectory(prefix="dlwpt-ipython-")
+    startup = Path(ipython_dir.name) / "profile_default" / "startup"
     startup.mkdir(parents=True)
     (startup / "50-dlwpt-cifar10-standin.py").write_text(STARTUP, encoding="utf-8")
-    os.environ.update({ROOT_ENV: str(build_standin()), "IPYTHONDIR": ipydir})
+    _ACTIVE.append((mock.patch.dict(os.environ, {ROOT_ENV: str(build_standin()), "IPYTHONDIR": ipython_dir.name}),
+                    ipython_dir))
+    _ACTIVE[-1][0].start()
 
 
 def deactivate():
     """Undo activate()."""
-    while _ACTIVATED:
-        ipydir, previous = _ACTIVATED.pop()
-        shutil.rmtree(ipydir, ignore_errors=True)
-        os.environ.pop(ROOT_ENV, None)
-        os.environ.pop("IPYTHONDIR") if previous is None else os.environ.update(IPYTHONDIR=previous)
+    while _ACTIVE:
+        patch, ipython_dir = _ACTIVE.pop()
+        patch.stop()
+        ipython_dir.cleanup()
 
 
 def required():
@@ -257,7 +237,7 @@ def make_gpt2(hub_cache):
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
-    snap = _snapshot(hub_cache, GPT2_ID)
+    snap = _snapshot(hub_cache, "gpt2")
     bpe = ByteLevelBPETokenizer()
     # the prompt in the corpus: like the real tokenizer, this one splits it into 9 tokens
     corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))] + [GPT2_PROMPT] * 20
@@ -281,7 +261,7 @@ def make_blip(hub_cache):
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
 
-    snap = _snapshot(hub_cache, BLIP_ID)
+    snap = _snapshot(hub_cache, "Salesforce/blip-image-captioning-large")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"]
     vocab = {t: i for i, t in enumerate(specials + sorted(set(WORDS)))}
     # BERT WordPiece built with `tokenizers`: transformers 4.x has no `vocab=` argument, 5.x ignores `vocab_file=`
@@ -324,15 +304,6 @@ def _save_like_the_hub(tokenizer, snap):
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
-def make_horse2zebra(path):
-    """Random tensors with every name and shape of the published horse2zebra_0.4.0.pth."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
-    torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, path)
-
-
 def real_cyclegan_weights(data_dir=ROOT / "data"):
     """True when ``data_dir`` holds the published CycleGAN weights: then nothing is redirected."""
     from dlwpt.fetch import check_file, load_manifest
@@ -351,17 +322,17 @@ def link_or_copy(source, target):
 
 
 def data_folder_with_standin_weights(base, data=ROOT / "data"):
-    """``base``: a data folder for ``DLWPT_DATA``: data/'s chapter folders linked, p1ch2/ a folder of its own with
-    data/p1ch2's files linked and the stand-in CycleGAN weights written there (never into data/)."""
-    base.mkdir(parents=True)
-    for chapter in sorted(data.glob("p1ch*")):
-        if chapter.name != "p1ch2":
-            link_or_copy(chapter.resolve(), base / chapter.name)
-    (base / "p1ch2").mkdir()
-    for item in sorted((data / "p1ch2").iterdir()):
-        if item.name != Path(CYCLEGAN_WEIGHTS).name:
-            link_or_copy(item.resolve(), base / "p1ch2" / item.name)
-    make_horse2zebra(base / CYCLEGAN_WEIGHTS)
+    """``base``: a data folder for ``DLWPT_DATA``, data/'s folders and files linked, but in its own p1ch2/ random
+    tensors with every name and shape of the published CycleGAN weights (never written into data/)."""
+    import torch
+
+    (base / "p1ch2").mkdir(parents=True)
+    for item in sorted([*data.glob("p1ch*"), *(data / "p1ch2").iterdir()]):
+        if item.name != "p1ch2" and item.relative_to(data).as_posix() != CYCLEGAN_WEIGHTS:
+            link_or_copy(item.resolve(), base / item.relative_to(data))
+    gen = torch.Generator().manual_seed(0)
+    tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
+    torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, base / CYCLEGAN_WEIGHTS)
     return base
 
 
@@ -384,11 +355,6 @@ def build_chapter2(base, env):
         env["DLWPT_DATA"] = str(data_folder_with_standin_weights(base / "data"))
 
 
-# What the stand-ins set for the kernels: a run that must not use them (tools, a fresh pytest) drops these.
-CHAPTER2_ENV = ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DLWPT_DATA")
-ENV_NAMES = (ROOT_ENV, "IPYTHONDIR", *CHAPTER2_ENV)
-
-
-def without_standins(environ=os.environ):
-    """``environ`` without the variables the stand-ins set."""
-    return {name: value for name, value in environ.items() if name not in ENV_NAMES}
+# What the stand-ins set for the kernels: a run that must not use them (book_run, a fresh pytest) drops these.
+ENV_NAMES = {ROOT_ENV, "IPYTHONDIR", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+             "DLWPT_DATA"}
