@@ -2,13 +2,10 @@
 
     python -m tests.book_run --out DIR     # every notebook of p1ch2/ and p1ch7/; in GitHub Actions only
 
-The GitHub workflow's manually started job ``book-outputs`` runs this (with the internet: the real pretrained
-weights, GPT-2, BLIP and the official CIFAR-10) and uploads DIR as an artifact. Each notebook is executed in its
-chapter folder in a kernel WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``; a last cell, run in the same
-kernel and not saved, proves it: no CIFAR-10 stand-in patched into torchvision, quick mode off, Hugging Face not
-offline, no stand-in folder in ``TORCH_HOME``/``HF_HOME``. Only then is the notebook written, with the record
-``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``, used by
-tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
+The workflow's manually started job ``book-outputs`` runs this online and uploads DIR as an artifact. Each notebook
+runs in its folder WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``, and its proof (tools/notebooks.py) must
+show it; only then is it written, with the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy
+(``policy_problems``, tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
 """
 
 import argparse
@@ -21,29 +18,11 @@ import tempfile
 from pathlib import Path
 
 from tools import standins
-from tools.notebooks import ROOT, marked_json, notebook_keys, run_notebook
+from tools.notebooks import ROOT, notebook_keys, run_notebook
 
 BOOK_RUN_CHAPTERS = ("p1ch2", "p1ch7")  # committed without outputs unless they come from a book run
 KIND = "book settings, real downloads"
 RUN_URL = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/actions/runs/\d+(/attempts/\d+)?")
-PROOF_MARK = "DLWPT-BOOK-RUN-PROOF "
-PROOF_CELL = f'''
-import json as _j, os as _o, sys as _s
-_cifar = _s.modules.get("torchvision.datasets.cifar")
-_homes = [_o.environ.get(v, "") for v in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE")]
-_proof = {{
-    "cifar10_standin": bool(_cifar is not None and getattr(_cifar.CIFAR10, "_dlwpt_standin", False)),
-    "quick": __import__("dlwpt").quick_mode(),
-    "hf_offline": _o.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"),
-    "standin_homes": [h for h in _homes if "dlwpt-ch2-standins-" in h],
-}}
-import torch as _t, torchvision as _tv
-_proof.update(torch=_t.__version__, torchvision=_tv.__version__, device=str(__import__("dlwpt").get_device()))
-print({PROOF_MARK!r} + _j.dumps(_proof))
-del _j, _o, _s, _t, _tv, _cifar, _homes, _proof
-'''
-
-
 UNFIT = {"cifar10_standin": "torchvision's CIFAR-10 was the tests' stand-in",
          "quick": "DLWPT_QUICK was on: not the book's settings",
          "hf_offline": "HF_HUB_OFFLINE was set: Hugging Face models may be stand-ins",
@@ -81,8 +60,7 @@ def run_one(path, run, now):
     env = dict.fromkeys(standins.ENV_NAMES | {"DLWPT_QUICK"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
-        nb = run_notebook(path, env=env | {"IPYTHONDIR": ipython_dir}, timeout=3 * 3600, last_cell=PROOF_CELL)
-    proof = marked_json(nb.cells.pop().outputs, PROOF_MARK)
+        nb, proof = run_notebook(path, env=env | {"IPYTHONDIR": ipython_dir}, timeout=3 * 3600, proof=True)
     nb.metadata.setdefault("dlwpt", {})["outputs"] = {
         "kind": KIND, "run": run, "commit": os.environ.get("GITHUB_SHA"), "date": now,
         "python": platform.python_version(), "platform": platform.platform(terse=True), "proof": proof}

@@ -43,20 +43,16 @@ SKIPPED = {}  # {resolved notebook path: why its cells are skipped in this run}
 _chapter2 = {}  # "dir": the TemporaryDirectory of chapter 2's stand-ins, "env": the patch of os.environ for them
 
 
-def shared_file(relpath):
+def shared_file(relpath, folder=SHARED, how="the ../shared folder beside the checkout; or set DLWPT_SHARED"):
     """``../shared/relpath``, or skip the calling test naming what is missing."""
-    path = SHARED / relpath
-    if not path.exists():
-        pytest.skip(f"needs {path} (the ../shared folder beside the checkout; or set DLWPT_SHARED)")
-    return path
+    if not (folder / relpath).exists():
+        pytest.skip(f"needs {folder / relpath} ({how})")
+    return folder / relpath
 
 
 def mirror_file(relpath="MANIFEST.tsv"):
     """A file of the local data mirror, or skip the calling test naming what is missing."""
-    path = MIRROR / relpath
-    if not path.exists():
-        pytest.skip(f"needs the data mirror file {path} (set DLWPT_DATA_MIRROR)")
-    return path
+    return shared_file(relpath, MIRROR, "the data mirror; set DLWPT_DATA_MIRROR")
 
 
 def offline_env(port=9):
@@ -163,11 +159,8 @@ class CellReRun(IPyNbCell):
             return
         before, again = printed(self.first.test_outputs), printed(self.test_outputs)
         if again != before:
-            self.raise_cell_error(
-                "seeded cell printed something else when re-run: its seed must sit in the cell whose randomness "
-                "it fixes",
-                f"first run:\n{before}\n\nthis run:\n{again}",
-            )
+            self.raise_cell_error("seeded cell printed something else when re-run: its seed must sit in the cell "
+                                  "whose randomness it fixes", f"first run:\n{before}\n\nthis run:\n{again}")
 
     def reportinfo(self):
         path, line, _ = super().reportinfo()
@@ -298,9 +291,9 @@ def standin_dir():
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`pytest -n auto` (pytest-xdist, make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py)
-    run in one worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file.
-    (Not `--dist loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
+    """`pytest -n auto` (make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py) run in one
+    worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file. (Not `--dist
+    loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByChapter(LoadScopeScheduling):

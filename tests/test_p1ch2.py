@@ -1,11 +1,9 @@
 """Chapter 2 on a fresh run, every notebook in place (nbval runs them; these tests read its outputs).
 
-Offline (the default) the notebooks run on the stand-ins of tools/standins.py: random weights and tiny random
-GPT-2/BLIP models under the real file names and repository ids, and (DLWPT_DATA) random CycleGAN weights with the
-published file's layout. Tests on them check structure only (shapes, types, ranges) and say so; the book's figures
-that do not depend on trained weights (image sizes, parameter counts, the CycleGAN file's layout) are checked as
-such. ``pytest --real-downloads`` (internet needed) also runs the tests marked ``real_downloads``, which check the
-trained results."""
+Offline the notebooks run on the stand-ins of tools/standins.py: tests on them check structure only (shapes, types,
+ranges) and say so; the book's figures that do not depend on trained weights (image sizes, parameter counts, the
+CycleGAN file's layout) are checked as such. ``pytest --real-downloads`` (online) also runs the tests marked
+``real_downloads``, which check the trained results."""
 
 import ast
 import hashlib
@@ -50,17 +48,15 @@ def _stdout(nb, contains):
 TRANSFORMERS_444_NOTICE = "`clean_up_tokenization_spaces` was not set"
 
 
-def _transformers_before(major, minor):
+def _transformers_before_4_45():
     import transformers
 
-    return tuple(int(part) for part in transformers.__version__.split(".")[:2]) < (major, minor)
+    return tuple(int(part) for part in transformers.__version__.split(".")[:2]) < (4, 45)
 
 
 def _warnings(nb):
     lines = [line for line in nb.stderr().splitlines() if "Warning" in line and "TqdmWarning" not in line]
-    if _transformers_before(4, 45):
-        lines = [line for line in lines if TRANSFORMERS_444_NOTICE not in line]
-    return lines
+    return [line for line in lines if not (_transformers_before_4_45() and TRANSFORMERS_444_NOTICE in line)]
 
 
 def _source(relpath, contains):
@@ -82,14 +78,10 @@ def test_chapter2_notebooks_show_the_books_photos_unreduced():
 # --- 2_pre_trained_networks -------------------------------------------------------
 
 
-def test_list_models_has_the_books_entries(pretrained):
+def test_list_models_resnet101_parameter_count_printout_and_bobbys_batch(pretrained):
     names = ast.literal_eval(pretrained.result("# In[2]\n"))
-    for name in ("alexnet", "convnext_base", "densenet121", "inception_v3", "resnet101", "vit_h_14", "wide_resnet50_2"):
-        assert name in names
-    assert names == sorted(names)
-
-
-def test_resnet101_parameter_count_printout_and_bobbys_batch(pretrained):
+    assert names == sorted(names) and {"alexnet", "convnext_base", "densenet121", "inception_v3", "resnet101",
+                                       "vit_h_14", "wide_resnet50_2"} <= set(names)
     assert int(pretrained.result("sum(p.numel()")) == 44_549_160  # the architecture's, whatever the weights
     printout = pretrained.result("# In[5]\n")
     assert printout.startswith("ResNet(\n  (conv1): Conv2d(3, 64, kernel_size=(7, 7), stride=(2, 2)")
@@ -110,10 +102,7 @@ def test_top_class_and_top5_structure_on_standin_weights(pretrained):
     assert pcts == sorted(pcts, reverse=True)
     assert top5[0] == (label, pytest.approx(pct))
     assert 0 < sum(pcts) < 100
-
-
-def test_weights_enum_carries_transforms_and_categories(pretrained):
-    text = pretrained.text("weights.transforms()")
+    text = pretrained.text("weights.transforms()")  # the weights enum carries its transforms and categories
     assert "ImageClassification(" in text and "crop_size=[224]" in text
     top5 = ast.literal_eval(pretrained.result("weights.transforms()"))
     assert len(top5) == 5 and all(isinstance(lab, str) and 0 <= p <= 100 for lab, p in top5)
@@ -222,21 +211,17 @@ def test_hub_repository_is_pinned_to_the_installed_torchvision_tag():
     assert hub_cache_folder("pytorch/vision:v0.19.1") == "pytorch_vision_v0.19.1"
 
 
-def test_hub_resnet18_runs(zoos):
+def test_hub_resnet18_runs_and_gpt2_adds_one_token_to_the_prompt(zoos):
+    """The hub's ResNet-18 classifies. ``max_length=10`` after a 9-token prompt: one more token, counted with the
+    model's own tokenizer (offline a tiny random GPT-2 whose tokenizer also splits the prompt into 9 tokens; the
+    word is not checked). transformers 5.15's pipeline default of 256 new tokens overrode max_length; the cell's
+    max_new_tokens=None restores the book's length on every transformers release tested."""
     assert zoos.result("torch.hub.load(") == "torchvision.models.resnet.ResNet"
     label, pct = ast.literal_eval(zoos.result("resnet18_model(batch)"))
     assert isinstance(label, str) and 0 < pct <= 100
-
-
-def test_gpt2_adds_one_token_to_the_prompt(zoos):
-    """``max_length=10`` after a 9-token prompt: exactly one more token, counted with the model's own tokenizer
-    (offline a tiny random GPT-2 whose tokenizer also splits the prompt into 9 tokens; the word is not checked).
-    transformers 5.15's pipeline default of 256 new tokens overrode max_length; the cell's max_new_tokens=None
-    restores the book's length on every transformers release tested."""
     (result,) = ast.literal_eval(zoos.result("# In[4]\n"))
-    assert set(result) == {"generated_text"}
-    text = result["generated_text"]
-    assert text.startswith(GPT2_PROMPT)
+    ((key, text),) = result.items()
+    assert key == "generated_text" and text.startswith(GPT2_PROMPT)
     assert len(gpt2_tokenizer()(text).input_ids) == 10, text
 
 
@@ -276,7 +261,7 @@ def test_notebook_prints_no_warnings(executed_notebook, relpath):
     nb = executed_notebook(relpath)
     assert _warnings(nb) == []
     if relpath == NB_ZOOS:  # the stand-ins' tokenizer configs are like the real ones: 4.44 gives its notice here too
-        assert (TRANSFORMERS_444_NOTICE in nb.stderr()) == _transformers_before(4, 45)
+        assert (TRANSFORMERS_444_NOTICE in nb.stderr()) == _transformers_before_4_45()
 
 
 @pytest.mark.real_downloads

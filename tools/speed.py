@@ -3,18 +3,16 @@
     python tools/speed.py bench [--compile] [--skip-suite] [--skip-book]     # make bench
     python tools/speed.py gpu-check                                          # make gpu-check
 
-bench, on the CPU and on the GPU dlwpt picks: the float32 matmul peak; CIFAR-2 training throughput of the chapter's
+bench, on the CPU and the GPU dlwpt picks: the float32 matmul peak; CIFAR-2 training throughput of the chapter's
 fully connected model (best and median of 5 epochs after a warm-up) for the book's DataLoader loop and for tensors
-preloaded on the device (``--compile``: also torch.compile'd), as a fraction of the peak; then the wall time of the
+preloaded on the device (``--compile``: also torch.compile'd), as a fraction of that peak; the wall time of the
 notebook suite in quick mode (each cell once) and of the chapter 7 notebooks at the book's settings.
 
 gpu-check runs every notebook with ``DLWPT_DEVICE=cuda`` (else ``mps``), chapter 7 at the book's settings and again
-on the CPU, the rest in quick mode. A cell appended to the in-memory copy of each notebook reports the GPU memory
-its kernel allocated and the device of every model it holds: in ``DEVICE_NOTEBOOKS`` the named models must be on
-the GPU. It writes outputs/gpu_check/report.md and report.json; without a GPU it says so and exits 0.
-
-Data: the official CIFAR-10 in data-unversioned/p1ch7/, else the tests' stand-ins (tools/standins.py) where
-../shared has their sources (chapter 2's too), else the real downloads: speed and proofs do not depend on them.
+on the CPU, the rest in quick mode; each run's proof (tools/notebooks.py) must show the models of
+``DEVICE_NOTEBOOKS`` on the GPU and GPU memory allocated. Report: outputs/gpu_check/report.md and report.json.
+Without a GPU it says so and exits 0. Data: as tools/standins.py's docstring says (speed and proofs do not depend
+on the pixels or the weights).
 """
 
 import argparse
@@ -36,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import dlwpt  # noqa: E402
 from tools import standins  # noqa: E402
-from tools.notebooks import ROOT, marked_json, notebook_keys, run_notebook  # noqa: E402
+from tools.notebooks import ROOT, notebook_keys, run_notebook  # noqa: E402
 
 OUT_DIR = ROOT / "outputs" / "gpu_check"
 BOOK_CELL_TIMEOUT = 3 * 3600  # book-settings training on a CPU takes minutes per cell
@@ -56,34 +54,6 @@ DEVICE_NOTEBOOKS = {
     "p1ch7/2_birds_airplanes.ipynb": ["model", "first_model", "fast_model"],
     "p1ch7/exercises_solutions.ipynb": ["plain", "cropped", "mse_model"],
 }
-PROOF_MARK = "DLWPT-DEVICE-PROOF "
-# Appended to the in-memory copy of each notebook (never to the file): where the kernel's models are at the end.
-PROOF_CELL = r'''
-def _dlwpt_device_proof():
-    import json, sys
-    torch = sys.modules.get("torch")
-    proof = {"memory_bytes": None, "modules": {}}
-    if torch is None:
-        return proof
-    found = {name: obj for name, obj in globals().items() if not name.startswith("_") and name not in ("In", "Out")}
-    found.update({name + ".model": obj.model for name, obj in found.items()  # a transformers pipeline
-                  if isinstance(getattr(obj, "model", None), torch.nn.Module)})
-    for name, obj in found.items():
-        tensors = list(obj.parameters()) + list(obj.buffers()) if isinstance(obj, torch.nn.Module) else []
-        if tensors:  # modules without weights (nn.Tanh(), transforms) live nowhere
-            proof["modules"][name] = sorted({str(t.device) for t in tensors})
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        proof["memory_bytes"] = torch.cuda.max_memory_allocated()
-    elif getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        proof["memory_bytes"] = torch.mps.current_allocated_memory()
-    return proof
-
-
-print("DLWPT-DEVICE-PROOF " + __import__("json").dumps(_dlwpt_device_proof()))
-del _dlwpt_device_proof
-'''
-
-
 def timed(work, device):
     """Seconds ``work()`` takes, counting the work it queued on a GPU."""
     sync = {"cuda": torch.cuda.synchronize, "mps": torch.mps.synchronize}.get(device.type, lambda: None)
@@ -108,12 +78,10 @@ def load_cifar2():
     """The chapter's cifar2 list (normalized tensors, labels 0/1), and which data it is."""
     from torchvision import datasets, transforms
 
-    root = standins.OFFICIAL_DIR.parent
-    source = f"official CIFAR-10 in {root}"
+    root, source = standins.OFFICIAL_DIR.parent, "official CIFAR-10"
     if not (standins.OFFICIAL_DIR / "batches.meta").is_file():
-        root = standins.build_standin()
+        root, source = standins.build_standin(), "offline stand-in (JPEG re-encoded CIFAR-10)"
         standins.install_in_process(root)
-        source = f"offline stand-in (JPEG re-encoded CIFAR-10) in {root}"
     tf = transforms.Compose([transforms.ToTensor(), transforms.Normalize(MEAN, STD)])
     cifar10 = datasets.CIFAR10(str(root), train=True, download=False, transform=tf)
     return [(img, {0: 0, 2: 1}[label]) for img, label in cifar10 if label in (0, 2)], source
@@ -155,8 +123,8 @@ def throughputs(cifar2, device, with_compile):
 
 
 def run_with_proof(key, device=None, book=False):
-    """Execute a notebook in its folder (``DLWPT_DEVICE=device`` unless None; quick mode unless ``book``), then the
-    proof cell. A dict: notebook, device, mode, seconds, proof, problems (the failing cell's message), text."""
+    """Execute a notebook in its folder (``DLWPT_DEVICE=device`` unless None; quick mode unless ``book``) with its
+    proof. A dict: notebook, device, mode, seconds, proof, problems (the failing cell's message), text."""
     from nbclient.exceptions import CellExecutionError
 
     env = {"DLWPT_DEVICE": device, "DLWPT_QUICK": "0" if book else "1"}
@@ -164,9 +132,8 @@ def run_with_proof(key, device=None, book=False):
            "problems": [], "text": ""}
     start = time.perf_counter()
     try:
-        nb = run_notebook(ROOT / key, env=env, timeout=BOOK_CELL_TIMEOUT, last_cell=PROOF_CELL)
-        row["proof"] = marked_json(nb.cells[-1].outputs, PROOF_MARK)
-        row["text"] = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+        nb, row["proof"] = run_notebook(ROOT / key, env=env, timeout=BOOK_CELL_TIMEOUT, proof=True)
+        row["text"] = "".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     except CellExecutionError as err:
         lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
         row["problems"] = [lines[-1][:500] if lines else type(err).__name__]
@@ -176,8 +143,6 @@ def run_with_proof(key, device=None, book=False):
 
 def check_proof(proof, device_type, models, needs_memory=True):
     """Problems (sentences) with a notebook's proof of having worked on ``device_type``."""
-    if proof is None:
-        return ["the device-proof cell printed no proof"]
     problems = []
     for name in models:
         devices = proof["modules"].get(name)
@@ -256,8 +221,8 @@ def gpu_check(keys=None, gpu=None, device=None, out=OUT_DIR):
               "cifar10": cifar, "notebooks": rows, "chapter7_book_seconds": chapter7_times(rows, device),
               "ok": not any(r["problems"] for r in rows)}
     write_report(report, out)
-    print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}")
-    print(f"Report: {Path(out) / 'report.md'} and report.json. Result: {'OK' if report['ok'] else 'FAILED'}")
+    print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}\nReport: {Path(out) / 'report.md'} "
+          f"and report.json. Result: {'OK' if report['ok'] else 'FAILED'}")
     return report["ok"]
 
 
@@ -315,12 +280,10 @@ def bench(with_compile, skip_suite, skip_book):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
-    options = commands.add_parser("bench", help="chapter 7's speed on the CPU and the GPU")
-    options.add_argument("--compile", action="store_true", help="also time the preloaded loop under torch.compile")
-    options.add_argument("--skip-suite", action="store_true", help="do not time the notebook suite in quick mode")
-    options.add_argument("--skip-book", action="store_true", help="do not time chapter 7 at the book's settings")
-    commands.add_parser("gpu-check", help="every notebook on the GPU, with proof; chapter 7 against the CPU")
+    parser.add_argument("command", choices=["bench", "gpu-check"])
+    parser.add_argument("--compile", action="store_true", help="bench: also time the preloaded loop, compiled")
+    parser.add_argument("--skip-suite", action="store_true", help="bench: do not time the notebook suite")
+    parser.add_argument("--skip-book", action="store_true", help="bench: do not time chapter 7 at the book's settings")
     args = parser.parse_args(argv)
     try:
         if args.command == "bench":

@@ -1,18 +1,16 @@
-"""Offline stand-ins for the downloads the tests (and tools/speed.py) cannot make. They only let the notebooks'
-code run as a reader runs it online; they carry no trained knowledge, and the notebooks stay unchanged.
-tests/harness.py switches them on for a test run (``pytest --real-downloads`` leaves them out).
+"""Offline stand-ins for the downloads the tests (and tools/speed.py) cannot make: they let the notebooks' code run
+as a reader runs it online, carry no trained knowledge, and leave the notebooks unchanged. tests/harness.py switches
+them on for a test run (``pytest --real-downloads`` leaves them out); tools/speed.py where ../shared has them.
 
-CIFAR-10 (chapter 7): ``build_standin`` makes, once and outside the repository, torchvision's "python version"
-layout from ``../shared/cifar10-jpeg`` (the real images re-encoded as JPEG by a public mirror, in a fixed-seed
-order, not the official one); ``activate`` writes an IPython startup file into a temporary ``IPYTHONDIR`` that
-points every ``CIFAR10(...)`` of the kernels started afterwards at it, without the MD5 check. Tests on it check
-behaviour and tolerances, never the book's exact figures.
+CIFAR-10 (chapter 7): ``build_standin`` makes, once and outside the repository, torchvision's layout from
+``../shared/cifar10-jpeg`` (the real images re-encoded as JPEG by a public mirror, in a fixed-seed order);
+``activate`` writes an IPython startup file into a temporary ``IPYTHONDIR`` that points every ``CIFAR10(...)`` of
+the kernels started afterwards at it, without the MD5 check. Otherwise the official archive in data-unversioned/.
 
 Chapter 2 (``build_chapter2``), in a temporary folder: random weights under the file names torchvision downloads
 (``IMAGENET1K_V1``), a cached ``pytorch_vision_v<installed torchvision>`` hub folder, tiny random GPT-2 and BLIP
-models under the real Hugging Face repository ids (``HF_HUB_OFFLINE=1``) and, where ``data/`` lacks the real
-CycleGAN weights, a data folder for ``DLWPT_DATA``: data/'s files linked, plus random tensors with the names and
-shapes of the published ``horse2zebra_0.4.0.pth`` (``../shared/facts/``). The repository's ``data/`` is never written.
+models under the real Hugging Face ids (``HF_HUB_OFFLINE=1``) and, where ``data/`` lacks the real CycleGAN weights
+and ../shared has their facts, a data folder for ``DLWPT_DATA`` with random weights of the published layout.
 """
 
 import io
@@ -204,13 +202,6 @@ def hub_cache_folder(repo):
     return repo.replace(":", "_").replace("/", "_")
 
 
-def make_hub_repo(repo_dir):
-    """Stand-in for the cached snapshot of github.com/pytorch/vision that torch.hub.load uses."""
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    (repo_dir / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import get_model_weights, '
-                                         'get_weight, resnet18  # noqa: F401\n', encoding="utf-8")
-
-
 # --- Hugging Face -----------------------------------------------------------------
 
 
@@ -343,7 +334,10 @@ def build_chapter2(base, env):
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     make_torchvision_weights(torch_home / "hub" / "checkpoints")
-    make_hub_repo(torch_home / "hub" / hub_cache_folder(vision_hub_repo()))
+    hub_repo = torch_home / "hub" / hub_cache_folder(vision_hub_repo())  # the cached snapshot torch.hub.load uses
+    hub_repo.mkdir()
+    (hub_repo / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import resnet18\n',
+                                         encoding="utf-8")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
