@@ -282,7 +282,7 @@ def test_every_notebook_that_computes_on_the_device_is_proved():
         for name in speed.DEVICE_NOTEBOOKS.get(rel, []):
             assert f"{name.split('.')[0]} = " in code, f"{rel} never assigns {name}"
             proved += 1
-    assert proved >= 10, "the lookups found (almost) no models to check"
+    assert proved >= 10 and set(speed.DEVICE_NOTEBOOKS) <= set(notebook_keys()), "lookups found (almost) nothing"
 
 
 # --- tests/book_run.py -----------------------------------------------------------------------------------------

@@ -127,7 +127,7 @@ def run_with_proof(key, device=None, book=False):
     proof. A dict: notebook, device, mode, seconds, proof, problems (the failing cell's message), text."""
     from nbclient.exceptions import CellExecutionError
 
-    env = {"DLWPT_DEVICE": device, "DLWPT_QUICK": "0" if book else "1"}
+    env = {"DLWPT_QUICK": "0" if book else "1"} | ({"DLWPT_DEVICE": device} if device else {})
     row = {"notebook": key, "device": device or "default", "mode": "book" if book else "quick", "proof": None,
            "problems": [], "text": ""}
     start = time.perf_counter()
