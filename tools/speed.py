@@ -251,9 +251,8 @@ def bench(with_compile, skip_suite, skip_book):
         peak = matmul_peak(device)
         rows = throughputs(cifar2, device, with_compile)
         peak = max(peak, matmul_peak(device))  # measured again after the loops: the best of both
-        what = torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
-        if device.type == "cpu":
-            what = f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+        what = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+            f"{device.type}: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
         print(f"\n[{what}]\n  float32 matmul peak: {peak:9.1f} GFLOP/s")
         print(f"  {'loop':27s} {'best epoch':>10s} {'median':>10s}  (samples/s)  best as fraction of peak")
         for label, speeds in rows:
@@ -272,8 +271,10 @@ def bench(with_compile, skip_suite, skip_book):
     if not skip_book:
         print(f"\n== chapter 7 notebooks at the book's settings; data: {cifar10_source()} ==")
         rows = [run_with_proof(key, book=True) for key in notebook_keys() if key.startswith("p1ch7/")]
-        for row in rows:
+        for row in rows:  # with the accuracies the notebook printed
             print(f"  {row['notebook']:32s} {row['seconds']:8.1f} s  {'; '.join(row['problems']) or 'ok'}")
+            print("".join(f"      {line}\n" for line in row["text"].splitlines()
+                          if line.startswith(("Training accuracy", "Validation accuracy"))), end="")
         total = sum(row["seconds"] for row in rows)
         print(f"  chapter 7 total: {total:.1f} s ({total / 60:.1f} min)")
 
