@@ -76,13 +76,14 @@ versions: setup
 	$(BIN)/python .ci/tested_versions.py table .venv-oldest/tested-versions.txt .venv-hosted/tested-versions.txt \
 		.venv/tested-versions.txt
 
+# Chapter 7's speed on the CPU and the GPU, side by side (tools/speed.py, p1ch7/README.md).
 bench: setup
-	$(BIN)/python tools/bench_ch7.py
+	$(BIN)/python tools/speed.py bench
 
 # Runs every notebook on the GPU (CUDA, else Apple MPS), proves the work ran there, times chapter 7 on GPU and
 # CPU, writes outputs/gpu_check/report.md; says so and exits 0 on a machine without a GPU.
 gpu-check: data
-	$(BIN)/python tools/gpu_check.py
+	$(BIN)/python tools/speed.py gpu-check
 
 clean:
 	rm -rf .venv .venv-oldest .venv-hosted .pytest_cache .ruff_cache

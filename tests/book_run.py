@@ -1,14 +1,11 @@
 """Chapters 2 and 7 at the book's settings on the real downloads, for their committed outputs.
 
-    python -m tests.book_run --out DIR [NOTEBOOK ...]     # default: every notebook of p1ch2/ and p1ch7/
+    python -m tests.book_run --out DIR     # every notebook of p1ch2/ and p1ch7/; in GitHub Actions only
 
-The GitHub workflow's manually started job ``book-outputs`` runs this (with the internet: the real pretrained
-weights, GPT-2, BLIP and the official CIFAR-10) and uploads DIR as an artifact. Each notebook is executed in its
-chapter folder in a kernel WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``; a last cell, run in the same
-kernel and not saved, proves it: no CIFAR-10 stand-in patched into torchvision, quick mode off, Hugging Face not
-offline, no stand-in folder in ``TORCH_HOME``/``HF_HOME``. Only then is the notebook written, with the record
-``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``, used by
-tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
+The workflow's manually started job ``book-outputs`` runs this online and uploads DIR as an artifact. Each notebook
+runs in its folder WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``, and its proof (tools/notebooks.py) must
+show it; only then is it written, with the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy
+(``policy_problems``, tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
 """
 
 import argparse
@@ -21,59 +18,27 @@ import tempfile
 from pathlib import Path
 
 from tools import standins
-from tools.notebooks import ROOT, from_command_line, marked_json, notebook_keys, run_notebook
+from tools.notebooks import ROOT, notebook_keys, run_notebook
 
 BOOK_RUN_CHAPTERS = ("p1ch2", "p1ch7")  # committed without outputs unless they come from a book run
 KIND = "book settings, real downloads"
 RUN_URL = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/actions/runs/\d+(/attempts/\d+)?")
-PROOF_MARK = "DLWPT-BOOK-RUN-PROOF "
-PROOF_CELL = f'''
-import json as _j, os as _o, sys as _s
-_cifar = _s.modules.get("torchvision.datasets.cifar")
-_homes = [_o.environ.get(v, "") for v in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE")]
-_proof = {{
-    "cifar10_standin": bool(_cifar is not None and getattr(_cifar.CIFAR10, "_dlwpt_standin", False)),
-    "quick": __import__("dlwpt").quick_mode(),
-    "hf_offline": _o.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"),
-    "standin_homes": [h for h in _homes if "dlwpt-ch2-standins-" in h],
-}}
-try:
-    import torch as _t, torchvision as _tv
-    _proof.update(torch=_t.__version__, torchvision=_tv.__version__, device=str(__import__("dlwpt").get_device()))
-except ImportError:
-    pass
-print({PROOF_MARK!r} + _j.dumps(_proof))
-del _j, _o, _s, _cifar, _homes, _proof
-'''
-
-
-def proof_problems(proof):
-    """What makes a run's proof unfit for committed outputs (empty: fit)."""
-    if proof is None:
-        return ["the proof cell printed nothing"]
-    problems = []
-    if proof.get("cifar10_standin"):
-        problems.append("torchvision's CIFAR-10 was the tests' stand-in")
-    if proof.get("quick"):
-        problems.append("DLWPT_QUICK was on: not the book's settings")
-    if proof.get("hf_offline"):
-        problems.append("HF_HUB_OFFLINE was set: Hugging Face models may be stand-ins")
-    if proof.get("standin_homes"):
-        problems.append(f"stand-in model folders in use: {proof['standin_homes']}")
-    return problems
+UNFIT = {"cifar10_standin": "torchvision's CIFAR-10 was the tests' stand-in",
+         "quick": "DLWPT_QUICK was on: not the book's settings",
+         "hf_offline": "HF_HUB_OFFLINE was set: Hugging Face models may be stand-ins",
+         "standin_homes": "stand-in model folders in use (TORCH_HOME, HF_HOME)"}  # what a proof must not show
 
 
 def record_problems(record):
     """What is wrong with a notebook's ``metadata.dlwpt.outputs`` record (empty: a book run's)."""
     if not isinstance(record, dict):
         return ["no record of a book run (metadata.dlwpt.outputs)"]
-    problems = []
-    if record.get("kind") != KIND:
-        problems.append(f"record kind is {record.get('kind')!r}, not {KIND!r}")
+    problems = [] if record.get("kind") == KIND else [f"record kind is {record.get('kind')!r}, not {KIND!r}"]
     if not RUN_URL.fullmatch(str(record.get("run", ""))):
         problems.append(f"record names no GitHub workflow run: {record.get('run')!r}")
-    problems += proof_problems(record.get("proof"))
-    return problems
+    proof = record.get("proof")
+    return problems + (["the proof cell printed nothing"] if proof is None else
+                       [why for key, why in UNFIT.items() if proof.get(key)])
 
 
 def policy_problems(nb, chapter):
@@ -89,57 +54,45 @@ def policy_problems(nb, chapter):
     return problems
 
 
-def kernel_environment(ipython_dir):
-    """Changes for the kernels: no stand-in (a fresh IPYTHONDIR: no stand-in startup file), no quick mode."""
-    env = {name: None for name in standins.ENV_NAMES} | {"DLWPT_QUICK": None, "IPYTHONDIR": str(ipython_dir)}
+def run_one(path, run, now):
+    """Execute ``path`` in its folder without the stand-ins (a fresh IPYTHONDIR: no stand-in startup file) and without
+    quick mode; return (the executed notebook with its record, problems)."""
+    env = dict.fromkeys(standins.ENV_NAMES | {"DLWPT_QUICK"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    return env
+    with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
+        nb, proof = run_notebook(path, env=env | {"IPYTHONDIR": ipython_dir}, timeout=3 * 3600, proof=True)
+    nb.metadata.setdefault("dlwpt", {})["outputs"] = {
+        "kind": KIND, "run": run, "commit": os.environ.get("GITHUB_SHA"), "date": now,
+        "python": platform.python_version(), "platform": platform.platform(terse=True), "proof": proof}
+    for cell in nb.cells:
+        cell.metadata.pop("execution", None)
+    return nb, policy_problems(nb, path.parent.name)
 
 
-def run_url():
+def workflow_run():
+    """The URL of the GitHub Actions run this is part of (None outside one)."""
     if os.environ.get("GITHUB_RUN_ID"):
-        return (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ['GITHUB_REPOSITORY']}"
+        return (f"{os.environ.get('GITHUB_SERVER_URL', 'https://github.com')}/{os.environ.get('GITHUB_REPOSITORY')}"
                 f"/actions/runs/{os.environ['GITHUB_RUN_ID']}")
     return None
 
 
-def run_one(path, timeout, run, now):
-    """Execute ``path`` in its folder; return (the executed notebook with its record, problems)."""
-    with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
-        nb = run_notebook(path, env=kernel_environment(ipython_dir), timeout=timeout, last_cell=PROOF_CELL)
-    proof = marked_json(nb.cells.pop().outputs, PROOF_MARK)
-    record = {"kind": KIND, "run": run, "commit": os.environ.get("GITHUB_SHA"), "date": now,
-              "python": platform.python_version(), "platform": platform.platform(terse=True), "proof": proof}
-    nb.metadata.setdefault("dlwpt", {})["outputs"] = record
-    for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-    chapter = path.parent.name
-    return nb, policy_problems(nb, chapter)
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("notebooks", nargs="*", help="default: every notebook of p1ch2/ and p1ch7/")
     parser.add_argument("--out", required=True, help="folder for the executed notebooks (chapter/name.ipynb)")
-    parser.add_argument("--run-url", default=run_url(), help="the workflow run (default: from GITHUB_* variables)")
-    parser.add_argument("--timeout", type=int, default=3 * 3600, help="seconds per cell")
     args = parser.parse_args(argv)
     if os.environ.get(standins.ROOT_ENV):
         parser.error("the tests' CIFAR-10 stand-in is active (DLWPT_CIFAR_STANDIN): run outside pytest")
-    if not args.run_url:
-        parser.error("no workflow run to record: run in GitHub Actions, or pass --run-url")
+    run = workflow_run()
+    if not run:
+        parser.error("no workflow run to record: run in GitHub Actions (GITHUB_RUN_ID)")
     import nbformat
 
-    keys = [from_command_line(n) for n in args.notebooks] or [
-        k for k in notebook_keys(ROOT) if k.split("/")[0] in BOOK_RUN_CHAPTERS]
-    outside = [k for k in keys if k.split("/")[0] not in BOOK_RUN_CHAPTERS or not (ROOT / k).is_file()]
-    if outside:
-        parser.error(f"not a notebook of {', '.join(BOOK_RUN_CHAPTERS)}: {', '.join(outside)}")
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = 0
-    for key in keys:
+    for key in [k for k in notebook_keys() if k.split("/")[0] in BOOK_RUN_CHAPTERS]:
         print(f"{key} ...", flush=True)
-        nb, problems = run_one(ROOT / key, args.timeout, args.run_url, now)
+        nb, problems = run_one(ROOT / key, run, now)
         if problems:
             failed += 1
             print("  NOT WRITTEN: " + "; ".join(problems), flush=True)

@@ -1,23 +1,20 @@
 """The test machinery in one module; the root conftest.py registers it as a pytest plugin.
 
 - nbval executes every notebook under p1ch*/ in its own folder, in quick mode (``DLWPT_QUICK=1``). After a
-  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run"): readers
-  re-run cells out of order, so a cell must still work, and a cell that seeds the random generators
-  (``manual_seed``, ``set_seed``) must print the same (timings aside) after the generators were put in an
-  arbitrary state: its seed sits in the cell whose randomness it fixes. ``pytest -p no:nbval_rerun`` leaves it out.
-- The record of the first runs (``FIRST_RUNS``): what each cell printed, so the focused tests in tests/ reuse
-  nbval's fresh outputs (fixture ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
-- The stand-ins of tools/standins.py (``pytest --real-downloads`` leaves them out and runs the tests marked
-  ``real_downloads``); with chapter 2 collected and no real CycleGAN weights in data/, ``DLWPT_DATA`` points the
-  notebooks at a temporary data folder holding stand-in weights, so chapter 2 runs in place like every notebook.
-- ``shared_file``/``mirror_file`` (skip, naming what is missing, where ../shared is absent) and ``offline_env``.
+  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run", left out by
+  ``pytest -p no:nbval_rerun``): a cell must still work, and a seeded cell (``manual_seed``, ``set_seed``) must
+  print the same (timings aside) after the generators were put in an arbitrary state.
+- The record of the first runs (``FIRST_RUNS``): what each cell printed, for the focused tests in tests/ (fixture
+  ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
+- The stand-ins of tools/standins.py (``--real-downloads`` leaves them out and runs the tests marked
+  ``real_downloads``); ``shared_file``/``mirror_file`` skip naming what is missing; ``offline_env``.
 """
 
 import os
 import re
-import shutil
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams
@@ -43,23 +40,19 @@ del _r, _s
 """
 FIRST_RUNS = pytest.StashKey[dict]()  # {resolved notebook path: {"failed": bool, "outputs": {cell_num: outputs}}}
 SKIPPED = {}  # {resolved notebook path: why its cells are skipped in this run}
-_state = {"dir": None, "saved_env": {}}
+_chapter2 = {}  # "dir": the TemporaryDirectory of chapter 2's stand-ins, "env": the patch of os.environ for them
 
 
-def shared_file(relpath):
+def shared_file(relpath, folder=SHARED, how="the ../shared folder beside the checkout; or set DLWPT_SHARED"):
     """``../shared/relpath``, or skip the calling test naming what is missing."""
-    path = SHARED / relpath
-    if not path.exists():
-        pytest.skip(f"needs {path} (the ../shared folder beside the checkout; or set DLWPT_SHARED)")
-    return path
+    if not (folder / relpath).exists():
+        pytest.skip(f"needs {folder / relpath} ({how})")
+    return folder / relpath
 
 
 def mirror_file(relpath="MANIFEST.tsv"):
     """A file of the local data mirror, or skip the calling test naming what is missing."""
-    path = MIRROR / relpath
-    if not path.exists():
-        pytest.skip(f"needs the data mirror file {path} (set DLWPT_DATA_MIRROR)")
-    return path
+    return shared_file(relpath, MIRROR, "the data mirror; set DLWPT_DATA_MIRROR")
 
 
 def offline_env(port=9):
@@ -166,11 +159,8 @@ class CellReRun(IPyNbCell):
             return
         before, again = printed(self.first.test_outputs), printed(self.test_outputs)
         if again != before:
-            self.raise_cell_error(
-                "seeded cell printed something else when re-run: its seed must sit in the cell whose randomness "
-                "it fixes",
-                f"first run:\n{before}\n\nthis run:\n{again}",
-            )
+            self.raise_cell_error("seeded cell printed something else when re-run: its seed must sit in the cell "
+                                  "whose randomness it fixes", f"first run:\n{before}\n\nthis run:\n{again}")
 
     def reportinfo(self):
         path, line, _ = super().reportinfo()
@@ -272,10 +262,10 @@ def pytest_collection_modifyitems(session, config, items):
         _skip([i for i in items if i.get_closest_marker("real_downloads")],
               f"needs the internet and the real downloads; run with {OPTION}")
     chapter2 = [i for i in items if i.path.parent.name == "p1ch2" or i.path.name == "test_p1ch2.py"]
-    if chapter2 and not real and _state["dir"] is None:  # before any kernel starts: kernels inherit os.environ
-        _state["dir"] = Path(tempfile.mkdtemp(prefix="dlwpt-ch2-standins-"))
-        _state["saved_env"] = {name: os.environ.get(name) for name in standins.CHAPTER2_ENV}
-        standins.build_chapter2(_state["dir"], os.environ)
+    if chapter2 and not real and not _chapter2:  # before any kernel starts: kernels inherit os.environ
+        _chapter2.update(dir=tempfile.TemporaryDirectory(prefix="dlwpt-ch2-standins-"), env=mock.patch.dict(os.environ))
+        _chapter2["env"].start()
+        standins.build_chapter2(standin_dir(), os.environ)
     if chapter2 and not real and "DLWPT_DATA" not in os.environ and not standins.real_cyclegan_weights():
         why = f"no CycleGAN weights: data/ lacks them and there is no {standins.FACTS} for the stand-in"
         _skip([i for i in chapter2 if f"p1ch2/{i.path.name}" in CYCLEGAN_NOTEBOOKS], why)
@@ -288,27 +278,22 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def pytest_unconfigure(config):
-    for name, value in _state["saved_env"].items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    if _state["dir"] is not None:
-        shutil.rmtree(_state["dir"], ignore_errors=True)
-    _state.update(dir=None, saved_env={})
+    if _chapter2:
+        _chapter2.pop("env").stop()
+        _chapter2.pop("dir").cleanup()
     standins.deactivate()
 
 
 def standin_dir():
     """The temporary folder of chapter 2's stand-ins (None when they were not built)."""
-    return _state["dir"]
+    return Path(_chapter2["dir"].name) if _chapter2 else None
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`pytest -n auto` (pytest-xdist, make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py)
-    run in one worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file.
-    (Not `--dist loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
+    """`pytest -n auto` (make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py) run in one
+    worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file. (Not `--dist
+    loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByChapter(LoadScopeScheduling):

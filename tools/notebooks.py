@@ -1,8 +1,6 @@
-"""The one notebook runner of the tools and the tests, and notebook keys as their tables write them.
-
-Keys are ``p1ch7/2_birds_airplanes.ipynb``, with ``/`` on every system: ``str(path.relative_to(ROOT))`` gives
-``p1ch7\\2_birds_airplanes.ipynb`` on Windows, which no table holds (a lookup then finds nothing).
-"""
+"""The one notebook runner of the tools and the tests, its proof of what a run used, and notebook keys as the tables
+write them: ``p1ch7/2_birds_airplanes.ipynb``, with ``/`` on every system (``str(path.relative_to(ROOT))`` gives
+``p1ch7\\2_birds_airplanes.ipynb`` on Windows, which no table holds)."""
 
 import json
 import os
@@ -10,6 +8,38 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CELL_TIMEOUT = int(os.environ.get("DLWPT_CELL_TIMEOUT", "1200"))
+PROOF_MARK = "DLWPT-PROOF "
+# Run after a notebook's cells in the same kernel, never saved: the stand-ins and quick mode (book_run must see none),
+# the device of every model the kernel holds and the GPU memory it allocated (gpu-check).
+PROOF_CELL = r'''
+def _dlwpt_proof():
+    import json, os, sys
+    import dlwpt, torch, torchvision
+
+    cifar = sys.modules.get("torchvision.datasets.cifar")
+    homes = [os.environ.get(name, "") for name in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE")]
+    proof = {"cifar10_standin": bool(cifar and getattr(cifar.CIFAR10, "_dlwpt_standin", False)),
+             "quick": dlwpt.quick_mode(), "hf_offline": os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"),
+             "standin_homes": [home for home in homes if "dlwpt-ch2-standins-" in home], "torch": torch.__version__,
+             "torchvision": torchvision.__version__, "device": str(dlwpt.get_device()), "modules": {},
+             "memory_bytes": None}
+    found = {name: obj for name, obj in globals().items() if not name.startswith("_") and name not in ("In", "Out")}
+    found.update({name + ".model": obj.model for name, obj in found.items()  # a transformers pipeline
+                  if isinstance(getattr(obj, "model", None), torch.nn.Module)})
+    for name, obj in found.items():
+        tensors = [*obj.parameters(), *obj.buffers()] if isinstance(obj, torch.nn.Module) else []
+        if tensors:  # modules without weights (nn.Tanh(), transforms) live nowhere
+            proof["modules"][name] = sorted({str(t.device) for t in tensors})
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        proof["memory_bytes"] = torch.cuda.max_memory_allocated()
+    elif torch.backends.mps.is_available():
+        proof["memory_bytes"] = torch.mps.current_allocated_memory()
+    return "DLWPT-PROOF " + json.dumps(proof)
+
+
+print(_dlwpt_proof())
+del _dlwpt_proof
+'''
 
 
 def notebook_key(path, root=ROOT):
@@ -22,35 +52,19 @@ def notebook_keys(root=ROOT, pattern="p1ch*/*.ipynb"):
     return sorted(notebook_key(path, root) for path in root.glob(pattern))
 
 
-def from_command_line(arg):
-    """A notebook named on the command line, ``p1ch6\\1_neural_networks.ipynb`` on Windows, as a key."""
-    return arg.replace("\\", "/").removeprefix("./")
-
-
-def run_notebook(path, env=None, timeout=CELL_TIMEOUT, last_cell=None):
-    """Execute the notebook ``path`` in its own folder, as a reader's Run All; return the executed notebook.
-
-    ``env``: variables changed for the kernel only (None unsets one); ``last_cell``: code run after the notebook's
-    cells in the same kernel (its cell is the notebook's last). A failing cell raises nbclient's CellExecutionError.
-    """
+def run_notebook(path, env=None, timeout=CELL_TIMEOUT, proof=False):
+    """Execute the notebook ``path`` in its folder, as a reader's Run All; return the executed notebook, and with
+    ``proof`` what PROOF_CELL reported after the notebook's cells (its cell is not kept). ``env``: variables changed
+    for the kernel only (None unsets one). A failing cell raises nbclient's CellExecutionError."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    if last_cell:
-        nb.cells.append(nbformat.v4.new_code_cell(last_cell))
-    kernel_env = dict(os.environ)
-    kernel_env.update({name: value for name, value in (env or {}).items() if value is not None})
-    for name in [name for name, value in (env or {}).items() if value is None]:
-        kernel_env.pop(name, None)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(Path(path).parent)}})
-    client.execute(env=kernel_env)
-    return nb
-
-
-def marked_json(outputs, mark):
-    """The JSON a cell printed on a line starting with ``mark`` (None if it printed none)."""
-    text = "".join("".join(o.get("text", "")) for o in outputs if o.get("output_type") == "stream")
-    lines = [line[len(mark):] for line in text.splitlines() if line.startswith(mark)]
-    return json.loads(lines[-1]) if lines else None
+    nb.cells += [nbformat.v4.new_code_cell(PROOF_CELL)] if proof else []
+    kernel_env = {name: value for name, value in {**os.environ, **(env or {})}.items() if value is not None}
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(Path(path).parent)}}).execute(env=kernel_env)
+    if not proof:
+        return nb
+    printed = "".join("".join(o.get("text", "")) for o in nb.cells.pop().outputs if o.get("output_type") == "stream")
+    return nb, json.loads(printed.split(PROOF_MARK)[-1]) if PROOF_MARK in printed else None

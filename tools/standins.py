@@ -1,24 +1,18 @@
-"""Offline stand-ins for the downloads the tests (and tools/gpu_check.py, tools/bench_ch7.py) cannot make.
+"""Offline stand-ins for the downloads the tests (and tools/speed.py) cannot make: they let the notebooks' code run
+as a reader runs it online, carry no trained knowledge, and leave the notebooks unchanged. tests/harness.py switches
+them on for a test run (``pytest --real-downloads`` leaves them out); tools/speed.py where ../shared has them.
 
-They only let the notebooks' code run as a reader runs it online; they carry no trained knowledge, and the
-notebooks stay unchanged. tests/harness.py switches them on for a test run (``pytest --real-downloads`` skips them).
-
-CIFAR-10 (chapter 7, whose notebooks call ``datasets.CIFAR10(data_path, download=True)``): ``build_standin`` makes,
-once and outside the repository, torchvision's "python version" layout from ``../shared/cifar10-jpeg`` (real
-CIFAR-10 images re-encoded as JPEG by a public mirror; a fixed-seed sample order, not the official one);
+CIFAR-10 (chapter 7): ``build_standin`` makes, once and outside the repository, torchvision's layout from
+``../shared/cifar10-jpeg`` (the real images re-encoded as JPEG by a public mirror, in a fixed-seed order);
 ``activate`` writes an IPython startup file into a temporary ``IPYTHONDIR`` that points every ``CIFAR10(...)`` of
-the kernels started afterwards at it, without the MD5 check. Pixels and order differ from the official archive:
-tests on it check behaviour and tolerances, never the book's exact figures.
+the kernels started afterwards at it, without the MD5 check. Otherwise the official archive in data-unversioned/.
 
-Chapter 2 (``build_chapter2``): in a temporary folder, random weights under the file names torchvision downloads
-(``IMAGENET1K_V1``), a cached ``pytorch_vision_v<installed torchvision>`` hub folder whose ``hubconf.py`` exports the
-installed torchvision's models, tiny random GPT-2 and BLIP models under the real Hugging Face repository ids
-(``HF_HUB_OFFLINE=1``), and, where ``data/`` lacks the real CycleGAN weights, a data folder for ``DLWPT_DATA``: the
-chapter folders of ``data/`` linked, plus random tensors with the names and shapes of the published
-``horse2zebra_0.4.0.pth`` (``../shared/facts/``) in its ``p1ch2/``. The repository's ``data/`` is never written.
+Chapter 2 (``build_chapter2``), in a temporary folder: random weights under the file names torchvision downloads
+(``IMAGENET1K_V1``), a cached ``pytorch_vision_v<installed torchvision>`` hub folder, tiny random GPT-2 and BLIP
+models under the real Hugging Face ids (``HF_HUB_OFFLINE=1``) and, where ``data/`` lacks the real CycleGAN weights
+and ../shared has their facts, a data folder for ``DLWPT_DATA`` with random weights of the published layout.
 """
 
-import hashlib
 import io
 import json
 import os
@@ -28,6 +22,7 @@ import tarfile
 import tempfile
 import warnings
 from pathlib import Path
+from unittest import mock
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DLWPT_SHARED") or ROOT.parent / "shared")  # ../shared: data mirror, CIFAR JPEGs, facts
@@ -39,15 +34,12 @@ SEED = 7  # fixed order of the stand-in samples
 CACHE_ENV = "DLWPT_CIFAR_STANDIN_CACHE"  # optional: where to keep the built folder
 ROOT_ENV = "DLWPT_CIFAR_STANDIN"  # set for the kernels: the stand-in root folder
 REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # CI with internet: chapter 7 must run, never be skipped
-MARKER = ".dlwpt-test-ipythondir"
 FACTS_FILE = "facts/horse2zebra_0.4.0.state_dict_manifest.json"  # relative to ../shared
 FACTS = SHARED / FACTS_FILE
 CYCLEGAN_WEIGHTS = "p1ch2/horse2zebra_0.4.0.pth"
-GPT2_ID = "gpt2"
-BLIP_ID = "Salesforce/blip-image-captioning-large"
-FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"
+FAKE_COMMIT = "0123456789abcdef0123456789abcdef01234567"  # of the stand-in Hugging Face repositories
 
-# Run in-process (benchmark) or as an IPython startup file (test kernels).
+# Run in-process (tools/speed.py bench) or as an IPython startup file (test kernels).
 PATCH_CODE = r'''
 import os as _os
 import sys as _sys
@@ -55,50 +47,29 @@ import sys as _sys
 
 def _dlwpt_patch_cifar(module, root):
     """Stand-in only: read CIFAR-10 from `root` and skip the official MD5 sums."""
-    cls = module.CIFAR10
-    if getattr(cls, "_dlwpt_standin", False):
-        return
-    files = [name for name, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
-    init = cls.__init__
-
-    def __init__(self, _root, *args, **kwargs):
-        init(self, root, *args, **kwargs)
-
-    def _check_integrity(self):
-        return all(_os.path.isfile(_os.path.join(self.root, self.base_folder, f)) for f in files)
-
-    cls.__init__ = __init__
-    cls._check_integrity = _check_integrity
-    module.check_integrity = lambda fpath, md5=None: _os.path.isfile(fpath)
-    cls._dlwpt_standin = True
+    cls, init = module.CIFAR10, module.CIFAR10.__init__
+    if not getattr(cls, "_dlwpt_standin", False):
+        cls.__init__ = lambda self, _root, *args, **kwargs: init(self, root, *args, **kwargs)
+        cls._check_integrity = lambda self: True
+        module.check_integrity = lambda fpath, md5=None: _os.path.isfile(fpath)
+        cls._dlwpt_standin = True
 
 
 def _dlwpt_install(root):
+    import importlib.util
+
     name = "torchvision.datasets.cifar"
     if name in _sys.modules:
-        _dlwpt_patch_cifar(_sys.modules[name], root)
-        return
+        return _dlwpt_patch_cifar(_sys.modules[name], root)
 
     class _Finder:  # patches the module right after its first import
         def find_spec(self, fullname, path=None, target=None):
             if fullname != name:
                 return None
-            for finder in _sys.meta_path:
-                if finder is self or not hasattr(finder, "find_spec"):
-                    continue
-                spec = finder.find_spec(fullname, path, target)
-                if spec is not None:
-                    break
-            else:
-                return None
-            exec_module = spec.loader.exec_module
-
-            def exec_and_patch(module):
-                exec_module(module)
-                _dlwpt_patch_cifar(module, root)
-
-            spec.loader.exec_module = exec_and_patch
             _sys.meta_path.remove(self)
+            spec = importlib.util.find_spec(fullname)
+            exec_module = spec.loader.exec_module
+            spec.loader.exec_module = lambda module: (exec_module(module), _dlwpt_patch_cifar(module, root))
             return spec
 
     _sys.meta_path.insert(0, _Finder())
@@ -107,27 +78,19 @@ def _dlwpt_install(root):
 STARTUP = PATCH_CODE + f"\nif _os.environ.get({ROOT_ENV!r}):\n    _dlwpt_install(_os.environ[{ROOT_ENV!r}])\n"
 
 
-def _cache_dir():
-    st = TARBALL.stat()
-    key = hashlib.sha256(f"{st.st_size}:{int(st.st_mtime)}:{SEED}:v1".encode()).hexdigest()[:12]
-    base = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "dlwpt-cache")
-    return base / f"cifar10-standin-{key}"
-
-
-def build_standin(tarball=TARBALL):
-    """Build (once; cached) the stand-in folder and return its root (holding cifar-10-batches-py/)."""
+def build_standin():
+    """Build (once; cached, one folder per archive version) the stand-in folder; return its root (holding
+    cifar-10-batches-py/)."""
     import numpy as np
     from PIL import Image
 
-    tarball = Path(tarball)
-    if not tarball.is_file():
-        raise FileNotFoundError(f"CIFAR-10 stand-in archive not found: {tarball}")
-    out = _cache_dir()
+    base = Path(os.environ.get(CACHE_ENV) or Path(tempfile.gettempdir()) / "dlwpt-cache")
+    out = base / f"cifar10-standin-{TARBALL.stat().st_size}-{int(TARBALL.stat().st_mtime)}-{SEED}"
     folder = out / "cifar-10-batches-py"
     if (folder / "batches.meta").is_file():
         return out
     samples = {"train": [], "test": []}
-    with tarfile.open(tarball, "r:gz") as tar:
+    with tarfile.open(TARBALL, "r:gz") as tar:
         for member in tar:
             parts = member.name.split("/")
             if not member.isfile() or len(parts) != 3 or not parts[2].endswith(".jpg"):
@@ -141,70 +104,60 @@ def build_standin(tarball=TARBALL):
     rng = np.random.default_rng(SEED)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="building-", dir=out.parent))
+    (tmp / "cifar-10-batches-py").mkdir()
+
+    def save(name, content):
+        with open(tmp / "cifar-10-batches-py" / name, "wb") as f:
+            pickle.dump(content, f, protocol=4)
+
+    for split, names in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
+        items = sorted(samples[split], key=lambda s: s[:2])
+        items = [items[i] for i in rng.permutation(len(items))]
+        per = len(items) // len(names)
+        for i, name in enumerate(names):
+            chunk = items[i * per : (i + 1) * per]
+            save(name, {"batch_label": f"stand-in {name} (JPEG re-encoded CIFAR-10, not the official archive)",
+                        "labels": [s[2] for s in chunk], "data": np.stack([s[3] for s in chunk]),
+                        "filenames": [f"{s[0]}/{s[1]}" for s in chunk]})
+    save("batches.meta", {"label_names": CLASSES, "num_cases_per_batch": 10000, "num_vis": 3072})
     try:
-        (tmp / "cifar-10-batches-py").mkdir()
-        for split, names in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
-            items = sorted(samples[split], key=lambda s: (s[0], s[1]))
-            items = [items[i] for i in rng.permutation(len(items))]
-            per = len(items) // len(names)
-            for i, name in enumerate(names):
-                chunk = items[i * per : (i + 1) * per]
-                batch = {
-                    "batch_label": f"stand-in {name} (JPEG re-encoded CIFAR-10, not the official archive)",
-                    "labels": [s[2] for s in chunk],
-                    "data": np.stack([s[3] for s in chunk]),
-                    "filenames": [f"{s[0]}/{s[1]}" for s in chunk],
-                }
-                with open(tmp / "cifar-10-batches-py" / name, "wb") as f:
-                    pickle.dump(batch, f, protocol=4)
-        meta = {"label_names": CLASSES, "num_cases_per_batch": 10000, "num_vis": 3072}
-        with open(tmp / "cifar-10-batches-py" / "batches.meta", "wb") as f:
-            pickle.dump(meta, f, protocol=4)
-        try:
-            tmp.rename(out)
-        except OSError:  # built meanwhile by another run
-            if not (folder / "batches.meta").is_file():
-                raise
-    finally:
+        tmp.rename(out)
+    except OSError:  # built meanwhile by another run (pytest-xdist's workers)
         shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "batches.meta").is_file():
+            raise
     return out
 
 
 def install_in_process(root):
-    """Apply the stand-in patch in this Python process (tools/bench_ch7.py; never in a notebook)."""
+    """Apply the stand-in patch in this Python process (tools/speed.py bench; never in a notebook)."""
     scope = {}
     exec(PATCH_CODE, scope)
     scope["_dlwpt_install"](str(root))
 
 
-_CREATED = []
+_ACTIVE = []  # activate()'s patch of os.environ and its temporary IPYTHONDIR
 
 
 def activate():
-    """Point kernels started from now on (they inherit os.environ) at the stand-in; returns its root."""
-    root = build_standin()
-    os.environ[ROOT_ENV] = str(root)
-    ipydir = os.environ.get("IPYTHONDIR")
-    if not (ipydir and (Path(ipydir) / MARKER).is_file()):  # another stand-in plugin may have made one
-        ipydir = tempfile.mkdtemp(prefix="dlwpt-ipython-")
-        (Path(ipydir) / MARKER).write_text("temporary IPYTHONDIR of the test harness\n", encoding="utf-8")
-        _CREATED.append((ipydir, os.environ.get("IPYTHONDIR")))
-        os.environ["IPYTHONDIR"] = ipydir
-    startup = Path(ipydir) / "profile_default" / "startup"
-    startup.mkdir(parents=True, exist_ok=True)
+    """Point kernels started from now on (they inherit os.environ) at the stand-in, unless it is already."""
+    if os.environ.get(ROOT_ENV):
+        return
+    ipython_dir = tempfile.TemporaryDirectory(prefix="dlwpt-ipython-")
+    startup = Path(ipython_dir.name) / "profile_default" / "startup"
+    startup.mkdir(parents=True)
     (startup / "50-dlwpt-cifar10-standin.py").write_text(STARTUP, encoding="utf-8")
-    return root
+    _ACTIVE.append((mock.patch.dict(os.environ, {ROOT_ENV: str(build_standin()), "IPYTHONDIR": ipython_dir.name}),
+                    ipython_dir))
+    _ACTIVE[-1][0].start()
 
 
 def deactivate():
-    os.environ.pop(ROOT_ENV, None)
-    while _CREATED:
-        ipydir, previous = _CREATED.pop()
-        shutil.rmtree(ipydir, ignore_errors=True)
-        if previous is None:
-            os.environ.pop("IPYTHONDIR", None)
-        else:
-            os.environ["IPYTHONDIR"] = previous
+    """Undo activate()."""
+    while _ACTIVE:
+        patch, ipython_dir = _ACTIVE.pop()
+        patch.stop()
+        ipython_dir.cleanup()
 
 
 def required():
@@ -222,11 +175,7 @@ def official_reachable(timeout=5):
         return False
 
 
-
-# --- chapter 2 ---------------------------------------------------------------------
-
-
-# --- torchvision ---------------------------------------------------------------
+# --- chapter 2 ---------------------------------------------------------------------------------------------------
 
 
 def make_torchvision_weights(folder):
@@ -236,13 +185,9 @@ def make_torchvision_weights(folder):
 
     folder.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(0)
-    for build, weights in (
-        (models.resnet101, models.ResNet101_Weights.IMAGENET1K_V1),
-        (models.resnet18, models.ResNet18_Weights.IMAGENET1K_V1),
-    ):
+    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
         # random init, no download; zeroed residual branches keep the random scores small
-        model = build(zero_init_residual=True)
-        torch.save(model.state_dict(), folder / Path(weights.url).name)
+        torch.save(build(zero_init_residual=True).state_dict(), folder / Path(weights.IMAGENET1K_V1.url).name)
 
 
 def vision_hub_repo():
@@ -254,20 +199,7 @@ def vision_hub_repo():
 
 def hub_cache_folder(repo):
     """The folder torch.hub caches ``owner/name:ref`` in: ``owner_name_ref`` ("/" in ref -> "_")."""
-    owner_name, ref = repo.split(":")
-    return "_".join([*owner_name.split("/"), ref.replace("/", "_")])
-
-
-def make_hub_repo(repo_dir):
-    """Stand-in for the cached snapshot of github.com/pytorch/vision that torch.hub.load uses."""
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    (repo_dir / "hubconf.py").write_text(
-        '"""Test stand-in for pytorch/vision\'s hubconf.py: entry points of the installed torchvision."""\n'
-        'dependencies = ["torch"]\n\n'
-        "from torchvision.models import get_model_weights, get_weight  # noqa: F401\n"
-        "from torchvision.models.alexnet import alexnet  # noqa: F401\n"
-        "from torchvision.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152  # noqa: F401\n"
-    , encoding="utf-8")
+    return repo.replace(":", "_").replace("/", "_")
 
 
 # --- Hugging Face -----------------------------------------------------------------
@@ -276,11 +208,10 @@ def make_hub_repo(repo_dir):
 def _snapshot(hub_cache, repo_id):
     """The snapshot folder of ``repo_id`` in the cache layout huggingface_hub reads offline."""
     repo = Path(hub_cache) / ("models--" + repo_id.replace("/", "--"))
-    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "snapshots" / FAKE_COMMIT).mkdir(parents=True)
+    (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(FAKE_COMMIT, encoding="utf-8")
-    snap = repo / "snapshots" / FAKE_COMMIT
-    snap.mkdir(parents=True, exist_ok=True)
-    return snap
+    return repo / "snapshots" / FAKE_COMMIT
 
 
 WORDS = (
@@ -297,7 +228,7 @@ def make_gpt2(hub_cache):
     from tokenizers import ByteLevelBPETokenizer
     from transformers import GPT2Config, GPT2LMHeadModel, GPT2TokenizerFast
 
-    snap = _snapshot(hub_cache, GPT2_ID)
+    snap = _snapshot(hub_cache, "gpt2")
     bpe = ByteLevelBPETokenizer()
     # the prompt in the corpus: like the real tokenizer, this one splits it into 9 tokens
     corpus = [" ".join(WORDS[i:] + WORDS[:i]) for i in range(len(WORDS))] + [GPT2_PROMPT] * 20
@@ -311,8 +242,7 @@ def make_gpt2(hub_cache):
                         eos_token_id=eos, task_specific_params=sampling)
     torch.manual_seed(0)
     GPT2LMHeadModel(config).save_pretrained(snap)
-    tok.save_pretrained(snap)
-    _like_the_hub_tokenizer_config(snap)
+    _save_like_the_hub(tok, snap)
 
 
 def make_blip(hub_cache):
@@ -322,7 +252,7 @@ def make_blip(hub_cache):
     from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
     from tokenizers.models import WordPiece
 
-    snap = _snapshot(hub_cache, BLIP_ID)
+    snap = _snapshot(hub_cache, "Salesforce/blip-image-captioning-large")
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", "[ENC]"]
     vocab = {t: i for i, t in enumerate(specials + sorted(set(WORDS)))}
     # BERT WordPiece built with `tokenizers`: transformers 4.x has no `vocab=` argument, 5.x ignores `vocab_file=`
@@ -352,46 +282,26 @@ def make_blip(hub_cache):
         special_ids = torch.tensor(list(ids.values()))
         model.text_decoder.cls.predictions.decoder.bias[special_ids] = -1e4
     model.save_pretrained(snap)
-    tf.BlipProcessor(image_processor=image_processor, tokenizer=tok).save_pretrained(snap)
-    _like_the_hub_tokenizer_config(snap)
+    _save_like_the_hub(tf.BlipProcessor(image_processor=image_processor, tokenizer=tok), snap)
 
 
-def _like_the_hub_tokenizer_config(snap):
-    """Drop ``clean_up_tokenization_spaces``, which the real gpt2 and BLIP tokenizer configs do not set,
+def _save_like_the_hub(tokenizer, snap):
+    """Save, then drop ``clean_up_tokenization_spaces``, which the real gpt2 and BLIP tokenizer configs do not set,
     so that transformers 4.44 prints its FutureWarning about it offline just as it does for readers."""
+    tokenizer.save_pretrained(snap)
     path = Path(snap) / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
     config.pop("clean_up_tokenization_spaces", None)
     path.write_text(json.dumps(config, indent=2), encoding="utf-8")
 
 
-def make_horse2zebra(path):
-    """Random tensors with every name and shape of the published horse2zebra_0.4.0.pth."""
-    import torch
-
-    gen = torch.Generator().manual_seed(0)
-    tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
-    torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, path)
-
-
-
-
 def real_cyclegan_weights(data_dir=ROOT / "data"):
-    """True when ``data_dir`` holds the published CycleGAN weights (verified once per file version): then nothing
-    is redirected and the notebooks read them."""
+    """True when ``data_dir`` holds the published CycleGAN weights: then nothing is redirected."""
     from dlwpt.fetch import check_file, load_manifest
 
     path = Path(data_dir) / CYCLEGAN_WEIGHTS
-    if not path.is_file():
-        return False
     (entry,) = [e for e in load_manifest() if e.path == CYCLEGAN_WEIGHTS]
-    key = (str(path), path.stat().st_size, path.stat().st_mtime_ns)
-    if key not in _verified:
-        _verified[key] = check_file(path, entry) is None
-    return _verified[key]
-
-
-_verified = {}
+    return path.is_file() and check_file(path, entry) is None
 
 
 def link_or_copy(source, target):
@@ -403,33 +313,35 @@ def link_or_copy(source, target):
 
 
 def data_folder_with_standin_weights(base, data=ROOT / "data"):
-    """``base``: a data folder for ``DLWPT_DATA``: data/'s chapter folders linked, p1ch2/ a folder of its own with
-    data/p1ch2's files linked and the stand-in CycleGAN weights written there (never into data/)."""
-    base.mkdir(parents=True)
-    for chapter in sorted(data.glob("p1ch*")):
-        if chapter.name != "p1ch2":
-            link_or_copy(chapter.resolve(), base / chapter.name)
-    (base / "p1ch2").mkdir()
-    for item in sorted((data / "p1ch2").iterdir()):
-        if item.name != Path(CYCLEGAN_WEIGHTS).name:
-            link_or_copy(item.resolve(), base / "p1ch2" / item.name)
-    make_horse2zebra(base / CYCLEGAN_WEIGHTS)
+    """``base``: a data folder for ``DLWPT_DATA``, data/'s folders and files linked, but in its own p1ch2/ random
+    tensors with every name and shape of the published CycleGAN weights (never written into data/)."""
+    import torch
+
+    (base / "p1ch2").mkdir(parents=True)
+    for item in sorted([*data.glob("p1ch*"), *(data / "p1ch2").iterdir()]):
+        if item.name != "p1ch2" and item.relative_to(data).as_posix() != CYCLEGAN_WEIGHTS:
+            link_or_copy(item.resolve(), base / item.relative_to(data))
+    gen = torch.Generator().manual_seed(0)
+    tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
+    torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, base / CYCLEGAN_WEIGHTS)
     return base
 
 
 def build_chapter2(base, env):
-    """Build chapter 2's stand-ins in the new folder ``base``; first set in ``env`` (os.environ for this process:
-    huggingface_hub reads it once, on import) the variables pointing at them (``DLWPT_DATA`` only where data/
-    lacks the real CycleGAN weights and ../shared has their facts)."""
+    """Build chapter 2's stand-ins in the folder ``base``, first setting in ``env`` (os.environ: huggingface_hub
+    reads it once, on import) the variables pointing at them (``DLWPT_DATA``: see data_folder_with_standin_weights)."""
     torch_home, hf_home = base / "torch", base / "hf"
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     make_torchvision_weights(torch_home / "hub" / "checkpoints")
-    make_hub_repo(torch_home / "hub" / hub_cache_folder(vision_hub_repo()))
+    hub_repo = torch_home / "hub" / hub_cache_folder(vision_hub_repo())  # the cached snapshot torch.hub.load uses
+    hub_repo.mkdir()
+    (hub_repo / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import resnet18\n',
+                                         encoding="utf-8")
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
-    with warnings.catch_warnings():  # transformers 4.44's notice, see _like_the_hub_tokenizer_config
+    with warnings.catch_warnings():  # transformers 4.44's notice, see _save_like_the_hub
         warnings.filterwarnings("ignore", message="`clean_up_tokenization_spaces` was not set", category=FutureWarning)
         make_gpt2(hf_home / "hub")
         make_blip(hf_home / "hub")
@@ -437,11 +349,6 @@ def build_chapter2(base, env):
         env["DLWPT_DATA"] = str(data_folder_with_standin_weights(base / "data"))
 
 
-# What the stand-ins set for the kernels: a run that must not use them (tools, a fresh pytest) drops these.
-CHAPTER2_ENV = ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "DLWPT_DATA")
-ENV_NAMES = (ROOT_ENV, "IPYTHONDIR", *CHAPTER2_ENV)
-
-
-def without_standins(environ=os.environ):
-    """``environ`` without the variables the stand-ins set."""
-    return {name: value for name, value in environ.items() if name not in ENV_NAMES}
+# What the stand-ins set for the kernels: a run that must not use them (book_run, a fresh pytest) drops these.
+ENV_NAMES = {ROOT_ENV, "IPYTHONDIR", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
+             "DLWPT_DATA"}
