@@ -14,12 +14,7 @@ Commands: ``python -m dlwpt.fetch`` (the data), ``dlwpt.doctor`` (an environment
 
 import os
 
-# `X as X`: also named here, as before the modules were split (benchmarks/gpu_check.py reads dlwpt._mps_available).
 from .data import DATA_DIR, REPO_ROOT, WorkingDirectoryError, fetch_command, require_chapter_folder, require_data
-from .data import DATA_ENV as DATA_ENV
-from .device import DEVICE_ENV as DEVICE_ENV
-from .device import _mps_available as _mps_available
-from .device import _mps_failure as _mps_failure
 from .device import describe_device, get_device
 
 __all__ = [

@@ -43,8 +43,8 @@ def test_mps_that_fails_falls_back_to_the_cpu_with_a_warning_and_cannot_be_force
 
 
 def test_mps_check_on_this_machine_gives_an_answer():
-    failure = dlwpt._mps_failure()  # None where MPS works; elsewhere computing there fails, said in one line
-    assert (failure is None and dlwpt._mps_available()) or (failure and "\n" not in failure)
+    failure = device._mps_failure()  # None where MPS works; elsewhere computing there fails, said in one line
+    assert (failure is None and device._mps_available()) or (failure and "\n" not in failure)
 
 
 @pytest.mark.parametrize("name, err", [("CPU", None), ("cuda", "CUDA"), ("cuda:1", "CUDA"), ("mps", "MPS"), ("x", "")])
