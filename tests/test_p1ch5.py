@@ -1,17 +1,15 @@
 """Chapter 5 on a fresh run: the book's printed figures for the thermometer fit (by hand, with autograd,
-with optimizers), and the exercise solutions.
+with optimizers), and the exercise solutions. Figures printed exactly every time are the committed outputs of
+cells tagged nbval-check-output (In[5], In[7], the optimizer steps, the split), which nbval compares.
 
 Float32 sums over the 11 readings may be reduced in a different order on another CPU, which can move the
 last printed digit by one float32 step; only those comparisons carry a tolerance (``ULP_*``).
 """
 
 import re
-from pathlib import Path
 
-import nbformat
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 PARAMS = "p1ch5/1_parameter_estimation.ipynb"
 AUTOGRAD = "p1ch5/2_autograd.ipynb"
 OPTIM = "p1ch5/3_optimizers.ipynb"
@@ -22,14 +20,12 @@ ULP_4517 = 1.0e-3  # two float32 steps near 4517.30
 LOSS_TOL = 5e-6  # a few float32 steps for small losses printed with 6 decimals
 LOSS_REL = 3e-7  # about two float32 steps, relative, for large ones
 
-T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 NUMBER = r"-?(?:\d+\.?\d*(?:e[+-]?\d+)?|inf|nan)"
 
 
-def tensor_values(text, which=0):
-    """The numbers inside the ``which``-th ``tensor([...])`` of ``text``."""
-    found = re.findall(r"tensor\(\[(.*?)\]", text, flags=re.S)
-    return [float(x) for x in re.findall(NUMBER, found[which])]
+def tensor_values(text):
+    """The numbers inside the first ``tensor([...])`` of ``text``."""
+    return [float(x) for x in re.findall(NUMBER, re.search(r"tensor\(\[(.*?)\]", text, flags=re.S).group(1))]
 
 
 def epoch_losses(text):
@@ -64,17 +60,9 @@ def optim_nb(executed_notebook):
 # ---------------------------------------------------------------- 1_parameter_estimation
 
 
-def test_untrained_model_returns_the_readings_and_the_book_loss(params_nb):
-    assert tensor_values(params_nb.result("# In[5]\n")) == T_U
+def test_untrained_model_has_the_book_loss(params_nb):
     loss = re.fullmatch(r"tensor\((" + NUMBER + r")\)", params_nb.result("# In[6]\n")).group(1)
     assert float(loss) == pytest.approx(1763.8846, abs=ULP_1763)
-
-
-def test_broadcasting_shapes(params_nb):
-    text = params_nb.text("# In[7]\n")
-    assert "x * y: torch.Size([3, 1])" in text
-    assert "y * z: torch.Size([3, 3])" in text
-    assert "y * z * a: torch.Size([2, 3, 3])" in text
 
 
 def test_learning_rate_1e_2_diverges_to_inf_at_epoch_11(params_nb):
@@ -120,7 +108,6 @@ def test_figures_render(params_nb):
 
 
 def test_autograd_gives_the_hand_derived_gradient(autograd_nb, params_nb):
-    assert autograd_nb.result("# In[6]\n") == "True"
     grad = tensor_values(autograd_nb.result("# In[7]\n"))
     assert grad == pytest.approx([4517.2969, 82.6000], abs=ULP_4517)
     by_hand = grads(params_nb.text("# In[17]\n"))[0]
@@ -138,10 +125,6 @@ def test_autograd_training_gives_the_same_fit(autograd_nb, params_nb):
     assert "requires_grad=True" in autograd_nb.result("# In[10]\n")
 
 
-def test_autograd_notebook_prints_no_warning(autograd_nb):
-    assert autograd_nb.stderr() == ""
-
-
 # ---------------------------------------------------------------- 3_optimizers
 
 
@@ -150,11 +133,6 @@ def test_optim_lists_the_book_optimizers(optim_nb):
     for name in ["ASGD", "Adadelta", "Adagrad", "Adam", "AdamW", "Adamax", "LBFGS", "NAdam", "Optimizer",
                  "RAdam", "RMSprop", "Rprop", "SGD", "SparseAdam"]:
         assert f"'{name}'" in listed
-
-
-def test_single_optimizer_steps(optim_nb):
-    assert optim_nb.result("# In[7]\n") == "tensor([ 9.5483e-01, -8.2600e-04], requires_grad=True)"
-    assert optim_nb.result("# In[8]\n") == "tensor([1.7761, 0.1064], requires_grad=True)"
 
 
 def test_sgd_optimizer_loop_matches_hand_written_descent(optim_nb):
@@ -169,25 +147,6 @@ def test_adam_on_raw_inputs(optim_nb):
     text = optim_nb.text("# In[11]\n")
     assert_losses(epoch_losses(text), {500: 7.612903, 1000: 3.086700, 1500: 2.928578, 2000: 2.927646})
     assert tensor_values(optim_nb.result("# In[11]\n")) == [0.5367, -17.3021]
-
-
-BOOK_SPLIT = [9, 6, 5, 8, 4, 7, 0, 1, 3], [2, 10]  # the book's Out[12]
-
-
-def test_split_is_the_books_permutation(optim_nb):
-    """The seed was searched for this: its one `randperm(11)` draws the book's split, in the book's order."""
-    printed = optim_nb.result("# In[12]\n")
-    assert (tensor_values(printed, 0), tensor_values(printed, 1)) == BOOK_SPLIT
-
-
-def test_the_split_seed_draws_the_books_permutation_on_this_torch():
-    """Without running the notebook: the seed of In[12], on the installed PyTorch (both ends are tested)."""
-    torch = pytest.importorskip("torch")
-    nb = nbformat.read(ROOT / OPTIM, as_version=4)
-    (split,) = [c.source for c in nb.cells if c.source.startswith("# In[12]\n")]
-    torch.manual_seed(int(re.search(r"torch\.manual_seed\((\d+)\)", split).group(1)))
-    permutation = torch.randperm(11).tolist()
-    assert (permutation[:-2], permutation[-2:]) == BOOK_SPLIT
 
 
 BOOK_OUT_15 = """\
@@ -217,12 +176,9 @@ def test_training_with_validation_matches_the_book(optim_nb):
     assert rerun == text
 
 
-def test_set_grad_enabled(optim_nb):
-    assert optim_nb.result(".requires_grad,\n calc_forward") == "(True, False)"
-
-
-def test_optimizers_notebook_prints_no_warning(optim_nb):
-    assert optim_nb.stderr() == ""
+@pytest.mark.parametrize("notebook", [AUTOGRAD, OPTIM])
+def test_notebook_prints_no_warning(executed_notebook, notebook):
+    assert executed_notebook(notebook).stderr() == ""
 
 
 # ---------------------------------------------------------------- exercises (section 5.7)

@@ -156,13 +156,9 @@ def test_untrained_model_outputs_probabilities(nb2):
 
 
 @data
-def test_nll_loss_of_one_sample(nb2):
+def test_nll_loss_of_one_sample_and_cross_entropy(nb2):
     text = nb2.result("# In[18]\n")
     assert "NllLossBackward" in text and floats(text)[0] > 0
-
-
-@data
-def test_logsoftmax_nll_equals_cross_entropy(nb2):
     text = nb2.text("the two losses agree")
     nll, ce = floats(text)
     assert nll == ce and nll > 0 and text.rstrip().endswith("equal: True")
@@ -240,17 +236,14 @@ def test_random_crop_keeps_shape_and_changes_every_access(nbx):
 
 @data
 def test_exercise_models_learn(nbx):
-    """Stand-in, quick mode (3 epochs): every variant beats chance clearly on validation."""
-    rows = nbx.text("capacity = {512: plain}") + nbx.text("def one_hot") + nbx.text("plain = train(")
+    """Stand-in, quick mode (3 epochs): every variant beats chance clearly on validation; the capacity table's
+    parameter counts (not data-dependent) are exact."""
+    capacity = nbx.text("capacity = {512: plain}")
+    counts = dict(re.findall(r"hidden=(\S+)\s+params=\s*(\d+)", capacity))
+    assert counts == {"512": "1574402", "32": str(3072 * 32 + 32 + 32 * 2 + 2), "2": "6152", "linear": "6146"}
+    rows = capacity + nbx.text("def one_hot") + nbx.text("plain = train(")
     vals = [float(v) for v in re.findall(r"validation(?: accuracy)? ([\d.]+)", rows)]
     assert len(vals) == 4 + 2 + 2 and min(vals) > 0.65
-
-
-@data
-def test_exercise_parameter_counts(nbx):
-    text = nbx.text("capacity = {512: plain}")
-    counts = dict(re.findall(r"hidden=(\S+)\s+params=\s*(\d+)", text))
-    assert counts == {"512": "1574402", "32": str(3072 * 32 + 32 + 32 * 2 + 2), "2": "6152", "linear": "6146"}
 
 
 def test_notebooks_have_no_outputs_committed():
