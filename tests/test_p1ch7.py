@@ -1,6 +1,6 @@
 """Chapter 7 on a fresh quick-mode run, ON THE CIFAR-10 STAND-IN.
 
-The test harness (tests/standins/cifar.py) points ``datasets.CIFAR10`` at a stand-in built from
+The test harness (tools/standins.py) points ``datasets.CIFAR10`` at a stand-in built from
 JPEG re-encoded CIFAR-10 images in a different sample order, because the official archive cannot
 be downloaded offline. So these tests check exact figures only where they do not depend on the
 pixel data (shapes, sizes, parameter counts, softmax), and otherwise check tolerances and
