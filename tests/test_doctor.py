@@ -102,16 +102,6 @@ def test_hosted_report_is_clean_on_every_tested_configuration(tmp_path):
     assert "requirements.txt" not in packages and "jupyterlab" not in packages
 
 
-def test_a_device_that_fails_is_reported_not_raised(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    monkeypatch.setenv("DLWPT_DEVICE", "cuda")
-    lines = doctor.device_lines()
-    assert "torch.cuda.is_available(): False" in lines
-    assert lines[-1].startswith("Using device: ERROR DLWPT_DEVICE=cuda but CUDA is not available here")
-    monkeypatch.setattr(torch, "arange", lambda *a, **k: 1 / 0)  # a device that is reported but cannot compute
-    assert doctor.device_proof(torch.device("cpu")).startswith("Computing on cpu: FAILED (ZeroDivisionError: ")
-
-
 def test_first_notebook_calls_the_doctor():
     """The notebook and the command share one implementation: no second copy of the checks."""
     nb = nbformat.read(ROOT / "p1ch2/1_making_sure_things_work.ipynb", as_version=4)
@@ -121,8 +111,8 @@ def test_first_notebook_calls_the_doctor():
     assert "Requirement(" not in code and "load_manifest" not in code
 
 
-def test_a_failing_section_does_not_lose_the_others(tmp_path, monkeypatch):
-    """A broken CUDA library: importing torch raises OSError. The Device section says so; the rest follows."""
+def test_a_failure_is_reported_not_raised(tmp_path, monkeypatch):
+    """A broken CUDA library (importing torch raises OSError), a failing section, a missing or broken device."""
     broken = "libcudart.so.12: cannot open shared object file"
     (tmp_path / "fake/torch").mkdir(parents=True)
     (tmp_path / "fake/torch/__init__.py").write_text(f'raise OSError("{broken}")', encoding="utf-8")
@@ -133,3 +123,10 @@ def test_a_failing_section_does_not_lose_the_others(tmp_path, monkeypatch):
     text = doctor.report()
     assert "## Packages (requirements.txt)\nthis section failed: ZeroDivisionError: division by zero\n" in text
     assert "## Device\n" in text and "## Data (" in text
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("DLWPT_DEVICE", "cuda")
+    lines = doctor.device_lines()
+    assert "torch.cuda.is_available(): False" in lines
+    assert lines[-1].startswith("Using device: ERROR DLWPT_DEVICE=cuda but CUDA is not available here")
+    monkeypatch.setattr(torch, "arange", lambda *a, **k: 1 / 0)  # a device that is reported but cannot compute
+    assert doctor.device_proof(torch.device("cpu")).startswith("Computing on cpu: FAILED (ZeroDivisionError: ")
