@@ -14,7 +14,6 @@ from IPython.core.inputtransformer2 import TransformerManager
 from tools.notebooks import notebook_keys
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE_NAMES = {"device", "where"}  # what the notebooks pass to .to(...) for the chosen device
 FACTORIES = {"tensor", "ones", "zeros", "rand", "randn", "randperm", "arange", "linspace", "empty", "full",
              "as_tensor", "from_numpy", "eye", "ones_like", "zeros_like"}
 MODEL_MAKERS = re.compile(r"(^|\.)(nn\.\w+|models\.\w+|hub\.load|from_pretrained|deepcopy|ResNetGenerator|fc_model|"
@@ -74,7 +73,7 @@ class Placement(ast.NodeVisitor):
 
     def device_arg(self, arg):
         text = ast.unparse(arg)
-        if text in DEVICE_NAMES or text.startswith(("device", "torch.device(device")):
+        if text.startswith(("device", "where", "torch.device(device")):  # the notebooks' names for the device
             return True
         if "cpu" in text:
             return False

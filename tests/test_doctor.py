@@ -38,7 +38,6 @@ def section(out, title):
 def test_command_prints_every_section_as_one_block(tmp_path):
     (tmp_path / "data").mkdir()
     out = run_doctor("--data-dir", "data", cwd=tmp_path, DLWPT_DEVICE="cpu")  # relative to where it runs
-    assert out.startswith("dlwpt doctor: paste everything below into your issue\n")
     assert all(f"\n## {title}\n" in out for title in ["Python", "Packages (requirements.txt)", "Device", "Data (data)"])
     assert f"Python {platform.python_version()} at " in out
     packages = doctor.package_lines()  # one per requirement (its version checked below with versions we set)

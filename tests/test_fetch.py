@@ -36,8 +36,7 @@ def row(rel, content, url):
 
 
 def write_manifest(path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, delimiter="\t", lineterminator="\n").writerows([F.COLUMNS, *rows])
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in [F.COLUMNS, *rows]), encoding="utf-8")
     return path
 
 
@@ -213,9 +212,7 @@ def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, 
         assert server.sent < 30_000_000  # the fetcher stopped reading and hung up
 
 
-class FullDisk(io.FileIO):
-    """The fetcher's temporary file on a disk that fills up halfway through a write."""
-
+class FullDisk(io.FileIO):  # the fetcher's temporary file on a disk that fills up halfway through a write
     def write(self, data):
         super().write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -347,8 +344,7 @@ def test_a_second_run_waits_for_the_first_and_says_so(setup):
 @pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
 def test_a_run_stopped_mid_transfer_keeps_no_partial_file(sig, tmp_path, serve):
-    """Ctrl-C: the run removes its temporary file and says so in one line. SIGKILL leaves the temporary, which
-    the next run removes before it fetches the file whole."""
+    """Ctrl-C: the run removes its temporary and says so in one line. After SIGKILL, the next run removes it."""
     content, slow = b"b" * 900_000, [True]  # under 1 MiB: no progress bar on stderr
     server = serve(lambda r: send(r, content, step=4096, delay=0.05 if slow[0] else 0))
     manifest = write_manifest(tmp_path / "m.tsv", [row(A, content, server.url + "a")])
