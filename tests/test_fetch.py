@@ -167,7 +167,7 @@ REPLIES = {  # what the server does -> what the FAILED line says (a regular expr
     "cut-short": (lambda r: send(r, b"258\r\n" + FILES[A][:300], {"Transfer-Encoding": "chunked"}),
                   "transfer from {url} broke off: IncompleteRead"),
     "trickles": (lambda r: send(r, FILES[A], step=1, delay=0.1), "{url} is too slow"),
-    "tls": (None, "TLS certificate check failed for {url}.*" + re.escape(F.CERT_FIX)),  # how to repair Python
+    "tls": (None, "TLS certificate check failed for {url}.*" + re.escape(F.CERT_FIX)),  # and how to repair it
 }
 
 
