@@ -1,15 +1,8 @@
-"""A CPU-only guard against device slips: a model on the device called on data left on the CPU, or the reverse.
-
-Running the notebooks on a CPU cannot show such a slip, so this reads their code. It tracks, cell by cell, where each
-name's tensor or model lives: the device (``.to(device)``, ``.cuda()``, ``device=...``, a device model's output), the
-CPU (tensor factories without ``device=``, batches drawn by ``for`` or ``next``, ``.cpu()``), or unknown (function
-parameters, anything else). No call of a model or loss, no arithmetic or comparison may mix the two: in order, and
-again for each cell after the first ``.to(device)`` as if re-run after the whole notebook (issue 9). Names it cannot
-place (helpers' results, containers, library code) escape it; ``make gpu-check`` on a real GPU is the real test.
-"""
+"""A CPU-only guard against device slips (a model on the device called on CPU data, or the reverse): it reads the
+notebooks' code, tracking where each name lives, in order and as if each cell were re-run after the whole notebook
+(issue 9). Names it cannot place escape it; ``make gpu-check`` on a real GPU is the real test."""
 
 import ast
-import copy
 import re
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,13 +14,11 @@ from IPython.core.inputtransformer2 import TransformerManager
 from tools.notebooks import notebook_keys
 
 ROOT = Path(__file__).resolve().parents[1]
-DEVICE_NAMES = {"device", "where"}  # what the notebooks pass to .to(...) for the chosen device
 FACTORIES = {"tensor", "ones", "zeros", "rand", "randn", "randperm", "arange", "linspace", "empty", "full",
              "as_tensor", "from_numpy", "eye", "ones_like", "zeros_like"}
 MODEL_MAKERS = re.compile(r"(^|\.)(nn\.\w+|models\.\w+|hub\.load|from_pretrained|deepcopy|ResNetGenerator|fc_model|"
                           r"train)$")
 MOVES = ("to", "cuda", "cpu")
-MODEL_PARAMS = {"model", "m", "loss_fn", "netG"}  # function parameters that hold a model or a loss
 
 
 def _call_name(node):
@@ -41,9 +32,7 @@ class Placement(ast.NodeVisitor):
         self.where = {}  # name -> True/False/None
         self.models = set()  # names bound to a model or a loss
         self.slips = []
-        self.cell = ""
 
-    # --- where an expression lives ---
     def place(self, node):  # None for constants too: scalars mix with any device
         if isinstance(node, ast.Name):
             return self.where.get(node.id)
@@ -74,7 +63,8 @@ class Placement(ast.NodeVisitor):
             if func.attr in FACTORIES and ast.unparse(func.value) == "torch":
                 return False
         if self.is_model(func):
-            return self.model_call(node)
+            model = self.where.get(func.id) if isinstance(func, ast.Name) else None
+            return self.agree([*node.args, *(k.value for k in node.keywords)], ast.unparse(node), model)
         if _call_name(node) == "next":
             return False  # a batch drawn from a loader: on the CPU
         if isinstance(func, ast.Attribute) and not ast.unparse(func.value).startswith(("torch", "nn", "np", "plt")):
@@ -83,7 +73,7 @@ class Placement(ast.NodeVisitor):
 
     def device_arg(self, arg):
         text = ast.unparse(arg)
-        if text in DEVICE_NAMES or text.startswith(("device", "torch.device(device")):
+        if text.startswith(("device", "where", "torch.device(device")):  # the notebooks' names for the device
             return True
         if "cpu" in text:
             return False
@@ -94,10 +84,6 @@ class Placement(ast.NodeVisitor):
             return func.id in self.models
         return isinstance(func, ast.Call) and bool(MODEL_MAKERS.search(_call_name(func)))  # nn.NLLLoss()(...)
 
-    def model_call(self, node):
-        model = self.where.get(node.func.id) if isinstance(node.func, ast.Name) else None
-        return self.agree([*node.args, *(k.value for k in node.keywords)], ast.unparse(node), model)
-
     def agree(self, parts, text, start=None):
         """The common placement of parts; a slip if some are on the device and others on the CPU."""
         places = {self.place(p) for p in parts} | {start}
@@ -107,7 +93,6 @@ class Placement(ast.NodeVisitor):
             return None
         return places.pop() if places else None
 
-    # --- binding names ---
     def bind(self, target, value_node, place):
         if isinstance(target, ast.Name):
             self.where[target.id] = place
@@ -121,9 +106,7 @@ class Placement(ast.NodeVisitor):
                 self.bind(t, v, self.place(v) if v is not None else place)
 
     def makes_model(self, node):
-        while isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-            "to", "eval", "train", "cuda", "cpu"
-        ):
+        while isinstance(node, ast.Call) and getattr(node.func, "attr", None) in {"to", "eval", "train", "cuda", "cpu"}:
             node = node.func.value
         if isinstance(node, ast.Name):
             return node.id in self.models
@@ -148,11 +131,6 @@ class Placement(ast.NodeVisitor):
         self.place(node.iter)
         literal = isinstance(node.iter, (ast.List, ast.Tuple))
         self.bind(node.target, None, None if literal else False)  # batches from a loader or dataset: CPU
-        if literal and isinstance(node.target, (ast.Tuple, ast.List)):  # for model, where in [(m, device), ...]
-            first = next((t.id for t in node.target.elts if isinstance(t, ast.Name)), None)
-            if first and any(isinstance(x, ast.Name) and x.id in self.models for e in node.iter.elts
-                             if isinstance(e, (ast.Tuple, ast.List)) for x in e.elts):
-                self.models.add(first)
         for stmt in node.body:
             self.visit(stmt)
 
@@ -160,8 +138,6 @@ class Placement(ast.NodeVisitor):
         saved = (dict(self.where), set(self.models))
         for arg in node.args.args:
             self.where[arg.arg] = None
-            if arg.arg in MODEL_PARAMS:
-                self.models.add(arg.arg)
         for stmt in node.body:
             self.visit(stmt)
         self.where, self.models = saved
@@ -185,8 +161,8 @@ def find_slips(sources):
     first = next((i for i, src in enumerate(sources) if re.search(r"\.to\((device|where)", src)), len(sources))
     slips = list(walker.slips)
     for src in sources[first + 1 :]:
-        again = copy.copy(walker)
-        again.where, again.models, again.slips = dict(walker.where), set(walker.models), []
+        again = Placement()
+        again.where, again.models = dict(walker.where), set(walker.models)
         again.run(src)
         slips += [(cell, text + "  [re-run after the whole notebook]") for cell, text in again.slips
                   if (cell, text) not in walker.slips]
@@ -201,9 +177,6 @@ def test_no_device_slips(relpath):
     nb = nbformat.read(ROOT / relpath, as_version=4)
     sources = [c.source for c in nb.cells if c.cell_type == "code"]
     assert find_slips(sources) == []
-
-
-# --- the guard itself: each slip caught, its fix passed ---
 
 
 @pytest.mark.parametrize("cells, slips, fix", [
@@ -232,9 +205,6 @@ def test_no_device_slips(relpath):
 def test_the_guard_catches_each_slip_and_passes_its_fix(cells, slips, fix):
     assert [text for _, text in find_slips(cells)] == slips
     assert find_slips([cell.replace(*fix) for cell in cells]) == []
-
-
-# --- timing on a GPU waits for the queued work ---
 
 
 @pytest.mark.parametrize("device_type, waits_on", [("cuda", ["cuda"]), ("mps", ["mps"]), ("cpu", [])])

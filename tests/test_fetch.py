@@ -36,13 +36,11 @@ def row(rel, content, url):
 
 
 def write_manifest(path, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        csv.writer(f, delimiter="\t", lineterminator="\n").writerows([F.COLUMNS, *rows])
+    path.write_text("".join("\t".join(map(str, r)) + "\n" for r in [F.COLUMNS, *rows]), encoding="utf-8")
     return path
 
 
 def leftovers(folder):
-    """The files under ``folder``, but the fetcher's lock file."""
     return sorted(p.name for p in Path(folder).rglob("*") if p.is_file() and p.name != F.LOCK_NAME)
 
 
@@ -64,16 +62,14 @@ def setup(tmp_path):
 
 
 def fetch(setup, capsys, wanted=()):
-    """Fetch from the mirror: (exit status, stdout, stderr)."""
     mirror, data, manifest = setup
     return F.fetch(wanted, data, str(mirror), manifest=manifest), *capsys.readouterr()
 
 
 @pytest.fixture
 def serve(tmp_path):
-    """``serve(handler)``: a local HTTP server where ``handler(request)`` writes each reply; ``tls=True``: HTTPS
-    with a self-signed certificate, which Python's check rejects (as on a bare macOS install). The server has
-    ``.url``, and counts in ``.sent`` the bytes that ``send`` got out."""
+    """``serve(handler)``: a local server where ``handler(request)`` replies; ``tls=True``: HTTPS with a self-signed
+    certificate, which Python rejects (as on a bare macOS install). ``.sent``: the bytes ``send`` got out."""
     servers = []
 
     def start(handler, tls=False):
@@ -159,7 +155,6 @@ def test_fetch_from_mirror_what_is_asked_replacing_a_bad_copy(setup, capsys, mon
 MIRROR_FAULTS = {  # damage to the mirror's copy -> what the FAILED line says
     "corrupt": (lambda b: b[:-1] + b"?", "SHA-256 mismatch"),
     "truncated": (lambda b: b[:300], "wrong size: 300 bytes, expected 600"),
-    "too-long": (lambda b: b + b"!", "more than the 600 bytes expected"),
     "missing": (None, "not in the mirror"),
     "folder-in-the-way": (lambda b: b, "is a folder where this file belongs: move it away"),
 }
@@ -171,14 +166,12 @@ REPLIES = {  # what the server does -> what the FAILED line says (a regular expr
     "endless": (lambda r: send(r, b"z" * 30_000_000, {}, step=65536), "more than the 600 bytes expected"),
     "cut-short": (lambda r: send(r, b"258\r\n" + FILES[A][:300], {"Transfer-Encoding": "chunked"}),
                   "transfer from {url} broke off: IncompleteRead"),
-    "stalls": (lambda r: send(r, FILES[A], step=300, delay=3), "transfer from {url} broke off: TimeoutError"),
     "trickles": (lambda r: send(r, FILES[A], step=1, delay=0.1), "{url} is too slow"),
-    "tls": (None, "TLS certificate check failed for {url}"),
+    "tls": (None, "TLS certificate check failed for {url}.*" + re.escape(F.CERT_FIX)),  # and how to repair it
 }
-UNREACHABLE = ["refuses", "never-answers"]  # the host's other files are not tried
 
 
-@pytest.mark.parametrize("case", [*MIRROR_FAULTS, *REPLIES, *UNREACHABLE, "raw-space-url"])
+@pytest.mark.parametrize("case", [*MIRROR_FAULTS, *REPLIES, "unreachable", "raw-space-url"])
 def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(F, "TIMEOUT", 1)  # silent for 1 s: given up
     monkeypatch.setattr(F, "GRACE", 0.5)  # too slow: not there after 0.5 s plus 100 B/s
@@ -192,38 +185,32 @@ def test_a_failed_file_is_one_clear_line_and_leaves_nothing(case, setup, serve, 
         handler, expected = REPLIES[case]
         server = serve(handler, tls=case == "tls")
         url = server.url + "a.txt"
-    elif case in UNREACHABLE:
+    elif case == "unreachable":  # the host's other files are not tried
         listener = socket.create_server(("127.0.0.1", 0), backlog=0)  # listens, never accepts: connections hang
         host = f"127.0.0.1:{listener.getsockname()[1]}"
         url, expected = f"http://{host}/a.txt", "cannot reach {url}.*use --mirror DIR"
-        if case == "refuses":
-            listener.close()
-    rows = [row(A, FILES[A], url)] + ([row(B, FILES[B], url + "b")] if case in UNREACHABLE else [])
+    rows = [row(A, FILES[A], url)] + ([row(B, FILES[B], url + "b")] if case == "unreachable" else [])
     (data / A).parent.mkdir(parents=True)
     (data / A).mkdir() if case == "folder-in-the-way" else (data / A).write_bytes(b"an earlier, bad copy")
     start = time.monotonic()
     code = F.fetch((), data, mirror and str(mirror), manifest=write_manifest(tmp_path / "m.tsv", rows))
     out, err = capsys.readouterr()
     assert code == 1 and time.monotonic() - start < 5  # one wait at most, not one per file
-    if case in UNREACHABLE:
+    if case == "unreachable":
         listener.close()
     failed = [line for line in err.splitlines() if "FAILED" in line]
     assert len(failed) == len(rows) and re.search(f"FAILED {A}: .*" + expected.replace("{url}", re.escape(url)),
                                                   failed[0]), err
-    if case in UNREACHABLE:
+    if case == "unreachable":
         assert failed[1].endswith(f"not tried: {host} could not be reached for an earlier file")
     assert "Traceback" not in err and "Retry with: python -m dlwpt.fetch" in err
     assert "Summary: 0 fetched" in out and "FAILED" not in out and "Retry" not in out  # errors on stderr only
     assert leftovers(data) == []  # neither a temporary nor the earlier bad copy
-    if case == "tls":
-        assert F.CERT_FIX in failed[0]  # how to repair Python's certificate authorities
     if case == "endless":
         assert server.sent < 30_000_000  # the fetcher stopped reading and hung up
 
 
-class FullDisk(io.FileIO):
-    """The fetcher's temporary file on a disk that fills up halfway through a write."""
-
+class FullDisk(io.FileIO):  # the fetcher's temporary file on a disk that fills up halfway through a write
     def write(self, data):
         super().write(data[: len(data) // 2])
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -233,11 +220,10 @@ NO_SPACE, READ_ONLY = "no space left on device under {data}: free 1 MB, then run
 
 
 @pytest.mark.parametrize("name, when, expected, stops", [
-    *[("ENOSPC", when, NO_SPACE, True) for when in ["mkdir", "create", "write"]],
-    ("EROFS", "mkdir", READ_ONLY, True),
+    ("ENOSPC", "mkdir", NO_SPACE, True),  # the data folder itself cannot be made
+    ("ENOSPC", "write", NO_SPACE, True),
     ("EROFS", "create", READ_ONLY, True),
     ("EACCES", "create", "no permission to write ", False),
-    ("EACCES", "mkdir", "no permission to write ", True),  # the data folder itself cannot be made
 ])
 def test_a_local_disk_error_is_one_clear_line(setup, capsys, monkeypatch, name, when, expected, stops):
     mirror, data, manifest = setup
@@ -263,11 +249,8 @@ H, SHA = "\t".join(F.COLUMNS), "a" * 64  # the header; a well-formed SHA-256
 
 @pytest.mark.parametrize("lines, expected", [  # the manifest's lines (None: no manifest)
     ([H, f"../outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path '../outside.txt' must be relative"),
-    ([H, f"p1ch9/../../outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path 'p1ch9/../../outside.txt' must be"),
-    ([H, f"/tmp/outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path '/tmp/outside.txt' must be relative"),
     ([H, f"C:/outside.txt\t3\t{SHA}\thttp://x/a\t"], "line 2: path 'C:/outside.txt' must be relative"),
     ([H, f"p1ch9/a\t75k\t{SHA}\thttp://x/a\t"], "line 2: size '75k' is not a whole number of bytes"),
-    ([H, f"p1ch9/a\t-3\t{SHA}\thttp://x/a\t"], "line 2: size '-3' is not a whole number of bytes"),
     ([H, f"p1ch9/a\t3\t{'xyz' * 21}x\thttp://x/a\t"], "line 2: sha256 'xyz"),
     ([H, "p1ch9/a\t3\t\thttp://x/a\t"], "line 2: neither sha256 nor git_blob"),
     ([H, f"p1ch9/a\t3\t{SHA}\t\t"], "line 2: url '' is not an http(s) URL"),
@@ -303,8 +286,7 @@ def test_optional_file_verified_by_git_blob(tmp_path, capsys):
 
 
 def test_manifest_copies_the_mirror_facts():
-    """Every file the manifest fetches is in the mirror with the same facts; not the reverse: the mirror also
-    keeps files the book does not use (`p1ch2/horse_mask.jpg`, added to the book's repository in 2025)."""
+    """Every file the manifest fetches is in the mirror with the same facts (the mirror also keeps unused ones)."""
     ours = {e.path: e for e in F.load_manifest()}
     with open(mirror_file("MANIFEST.tsv"), newline="", encoding="utf-8") as f:
         mirror = {r["path"]: r for r in csv.DictReader(f, delimiter="\t")}
@@ -342,48 +324,25 @@ def test_cli_refuses_a_mirror_that_is_no_folder(tmp_path, capsys, mirror, messag
     assert stop.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_two_runs_at_once_both_end_well(tmp_path, serve):
-    """Two runs into one data folder: the second waits for the first and says so; both end with the file verified.
-    The server holds its reply until the second run has said that it waits."""
-    release, data = threading.Event(), tmp_path / "data"
-    server = serve(lambda r: (release.wait(30), send(r, FILES[A])))
-    manifest = write_manifest(tmp_path / "m.tsv", [row(A, FILES[A], server.url + "a")])
-    outs, codes = [io.StringIO(), io.StringIO()], []
-    runs = [threading.Thread(target=lambda out=out: codes.append(F.fetch((), data, None, out, manifest, out)),
-                             daemon=True) for out in outs]
-    try:
-        runs[0].start()
-        wait_for(lambda: list(data.rglob("*.part")), "the first run writing its file")
-        runs[1].start()
-        wait_for(lambda: "waiting for it to finish" in outs[1].getvalue(), "the second run waiting")
-    finally:
-        release.set()
-    for run in runs:
-        run.join(timeout=60)
-    first, second = [out.getvalue() for out in outs]
-    assert codes == [0, 0] and "1 fetched, 0 already present, 0 failed" in first, first + second
-    assert "0 fetched, 1 already present" in second and (data / A).read_bytes() == FILES[A]
-
-
-# --- real `python -m dlwpt.fetch` runs, where the behaviour needs a process ------------------------------------
-
-
-def test_cli_with_shared_mirror_verifies_real_data(tmp_path):
-    proc = subprocess.run(
-        [sys.executable, "-m", "dlwpt.fetch", "p1ch4/tabular-wine", "p1ch2", "--data-dir", str(tmp_path)],
-        env={**ENV, F.MIRROR_ENV: str(mirror_file().parent)}, capture_output=True, text=True, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "5 fetched, 0 already present, 0 failed, 1 optional not available" in proc.stdout
-    assert "python -m dlwpt.fetch p1ch2/horse2zebra_0.4.0.pth" in proc.stdout
-    assert (tmp_path / "p1ch4/tabular-wine/winequality-white.csv").stat().st_size == 264426
+def test_a_second_run_waits_for_the_first_and_says_so(setup):
+    mirror, data, manifest = setup
+    temporary = data / "p1ch9" / ".a.txt.abcd1234.part"  # the first run's file: not to be swept while it runs
+    temporary.parent.mkdir(parents=True)
+    out, codes = io.StringIO(), []
+    second = threading.Thread(target=lambda: codes.append(F.fetch((), data, str(mirror), out, manifest, out)))
+    with F.locked(data, io.StringIO()):  # the first run
+        temporary.write_bytes(b"partial")
+        second.start()
+        wait_for(lambda: "waiting for it to finish" in out.getvalue(), "the second run waiting")
+        assert leftovers(data) == [temporary.name]
+    second.join(timeout=60)
+    assert codes == [0] and "2 fetched, 0 already present" in out.getvalue() and (data / A).read_bytes() == FILES[A]
 
 
 @pytest.mark.skipif(os.name != "posix", reason="sends POSIX signals")
 @pytest.mark.parametrize("sig", ["SIGINT", "SIGKILL"])
 def test_a_run_stopped_mid_transfer_keeps_no_partial_file(sig, tmp_path, serve):
-    """Ctrl-C: the run removes its temporary file and says so in one line. SIGKILL leaves the temporary, which
-    the next run removes before it fetches the file whole."""
+    """Ctrl-C: the run removes its temporary and says so in one line. After SIGKILL, the next run removes it."""
     content, slow = b"b" * 900_000, [True]  # under 1 MiB: no progress bar on stderr
     server = serve(lambda r: send(r, content, step=4096, delay=0.05 if slow[0] else 0))
     manifest = write_manifest(tmp_path / "m.tsv", [row(A, content, server.url + "a")])
