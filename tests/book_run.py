@@ -1,11 +1,9 @@
 """Chapters 2 and 7 at the book's settings on the real downloads, for their committed outputs.
 
-    python -m tests.book_run --out DIR     # every notebook of p1ch2/ and p1ch7/; in GitHub Actions only
+    python -m tests.book_run --out DIR     # in GitHub Actions only (the manually started job book-outputs)
 
-The workflow's manually started job ``book-outputs`` runs this online and uploads DIR as an artifact. Each notebook
-runs in its folder WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``, and its proof (tools/notebooks.py) must
-show it; only then is it written, with the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy
-(``policy_problems``, tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
+Each notebook runs without the tests' stand-ins and quick mode, as its proof must show; only then is it written, with
+the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``) requires.
 """
 
 import argparse
@@ -55,8 +53,7 @@ def policy_problems(nb, chapter):
 
 
 def run_one(path, run, now):
-    """Execute ``path`` in its folder without the stand-ins (a fresh IPYTHONDIR: no stand-in startup file) and without
-    quick mode; return (the executed notebook with its record, problems)."""
+    """(``path`` run without stand-ins (a fresh IPYTHONDIR) or quick mode, with its record; problems)."""
     env = dict.fromkeys(standins.ENV_NAMES | {"DLWPT_QUICK"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:

@@ -1,14 +1,5 @@
-"""The test machinery in one module; the root conftest.py registers it as a pytest plugin.
-
-- nbval executes every notebook under p1ch*/ in its own folder, in quick mode (``DLWPT_QUICK=1``). After a
-  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run", left out by
-  ``pytest -p no:nbval_rerun``): a cell must still work, and a seeded cell (``manual_seed``, ``set_seed``) must
-  print the same (timings aside) after the generators were put in an arbitrary state.
-- The record of the first runs (``FIRST_RUNS``): what each cell printed, for the focused tests in tests/ (fixture
-  ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
-- The stand-ins of tools/standins.py (``--real-downloads`` leaves them out and runs the tests marked
-  ``real_downloads``); ``shared_file``/``mirror_file`` skip naming what is missing; ``offline_env``.
-"""
+"""The test machinery, registered as a pytest plugin by the root conftest.py: nbval's re-run of every cell, the
+record of the first runs, the stand-ins, fixtures and helpers. CONTRIBUTING.md ("How the tests work") explains it."""
 
 import os
 import re
@@ -16,6 +7,7 @@ import tempfile
 from pathlib import Path
 from unittest import mock
 
+import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams
 
@@ -56,8 +48,7 @@ def mirror_file(relpath="MANIFEST.tsv"):
 
 
 def offline_env(port=9):
-    """Environment variables that send every HTTP(S) download to a closed local port: offline, even on a machine
-    that is online. The tests' own local servers (127.0.0.1, localhost) stay reachable."""
+    """Variables that send every HTTP(S) download to a closed local port; 127.0.0.1 and localhost stay reachable."""
     closed, local = f"http://127.0.0.1:{port}", "127.0.0.1,localhost"
     return {"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed,
             "no_proxy": local, "NO_PROXY": local}
@@ -120,7 +111,6 @@ class ExecutedNotebook:
 
 
 def run_notebook(path, **kwargs):
-    """tools.notebooks.run_notebook, as an ExecutedNotebook."""
     nb = notebooks.run_notebook(path, **kwargs)
     return ExecutedNotebook(Path(path), [(c.source, c.outputs) for c in nb.cells if c.cell_type == "code"])
 
@@ -168,8 +158,7 @@ class CellReRun(IPyNbCell):
 
 
 class ReRun:
-    """Registered as ``nbval_rerun``: a notebook collects its cells, then each cell once more (nbval keeps the
-    notebook's kernel for all of them)."""
+    """``nbval_rerun``: a notebook collects its cells, then each once more (nbval keeps one kernel for all)."""
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector):
@@ -197,12 +186,9 @@ _RUN_CACHE = {}
 
 @pytest.fixture(scope="session")
 def executed_notebook(pytestconfig):
-    """Factory: ``executed_notebook("p1ch3/1_tensors.ipynb")`` -> ExecutedNotebook of a fresh run (nbval's, else
-    one of its own)."""
+    """``executed_notebook("p1ch3/1_tensors.ipynb")``: an ExecutedNotebook of a fresh run (nbval's, else its own)."""
 
     def get(relpath):
-        import nbformat
-
         path = (ROOT / relpath).resolve()
         if str(path) in SKIPPED:
             pytest.skip(SKIPPED[str(path)])
@@ -226,8 +212,8 @@ def executed_notebook(pytestconfig):
 
 def pytest_addoption(parser):
     parser.addoption(OPTION, action="store_true", default=False,
-                     help="chapter 2: download the real pretrained weights and models (needs the internet) instead "
-                     "of building offline stand-ins; also runs the tests marked real_downloads")
+                     help="chapter 2 on the real downloads (needs the internet), not on offline stand-ins; also runs "
+                     "the tests marked real_downloads")
 
 
 def use_real_downloads(config):
@@ -291,9 +277,8 @@ def standin_dir():
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`pytest -n auto` (make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py) run in one
-    worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file. (Not `--dist
-    loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
+    """`pytest -n auto`: a chapter's notebooks and focused tests share one worker, in order (the tests reuse the
+    notebooks' fresh outputs); other files run by file. (`--dist loadgroup` fails on pytest 9.2, xdist 3.8.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByChapter(LoadScopeScheduling):

@@ -1,15 +1,6 @@
-"""The test machinery itself (tests/harness.py, tools/, tests/book_run.py).
-
-- A failing or hanging cell fails the run with its traceback; every notebook cell runs once more after its
-  notebook, and a seeded cell must print the same then (this catches a seed that sits in another cell: chapter 5
-  In[12], chapter 6 In[3]); notebook keys hold on Windows; chapter 2's stand-in data folder leaves data/ alone.
-- Without ../shared and without the internet (a contributor's laptop offline, a public CI service with its network
-  cut) the data mirror comes from another folder; what cannot be had (CIFAR-10, the CycleGAN facts) is skipped with
-  a reason that names it, never failed, never waited for. In CI (DLWPT_REQUIRE_CIFAR10=1, set by the GitHub
-  workflow) chapter 7 runs without CIFAR-10, to fail.
-- tools/speed.py's gpu-check without a GPU: it runs nothing and exits 0, and its device proof tells a CPU run from
-  a GPU run. tests/book_run.py, the book-settings run whose outputs chapters 2 and 7 may commit (the real run
-  happens only in the workflow's manually started job `book-outputs`), refuses stand-ins and unordered runs.
+"""The test machinery itself (tests/harness.py, tools/, tests/book_run.py): the re-run of every cell (a seed in
+another cell is caught), timeouts, stand-ins that leave data/ alone, skips without ../shared (but not of CIFAR-10 in
+CI), gpu-check's proof without a GPU, and book_run's refusal of stand-ins and unordered runs.
 """
 
 import copy
@@ -119,7 +110,6 @@ def test_output_sanitizer_ignores_reprs_but_not_values():
 def test_keys_of_windows_paths_have_forward_slashes():
     """The tables (speed.DEVICE_NOTEBOOKS, SEEDED_SPLITS, node ids) write ``/``; Windows paths have ``\\``."""
     path = PureWindowsPath("C:/dlwpt-2e") / "p1ch7" / "2_birds_airplanes.ipynb"
-    assert str(path.relative_to("C:/dlwpt-2e")) == "p1ch7\\2_birds_airplanes.ipynb"  # what a naive key would be
     assert notebook_key(path, PureWindowsPath("C:/dlwpt-2e")) == "p1ch7/2_birds_airplanes.ipynb"
 
 
@@ -248,7 +238,6 @@ def test_the_proof_fails_for_a_cpu_run_and_passes_for_a_gpu_one(tmp_path):
     (row,) = report["notebooks"]
     assert row["device"] == "cpu" and row["seconds"] > 0 and not report["ok"]
     assert row["problems"] == ["model 'dev_model' is on cpu, not cuda", "no cuda memory was allocated in the kernel"]
-    assert "model 'dev_model' is on cpu, not cuda" in (tmp_path / "report.md").read_text(encoding="utf-8")
     assert speed.check_proof(row["proof"], "cpu", ["dev_model", "gone"], needs_memory=False) == [  # right for the CPU
         "model 'gone' not found in the kernel at the end"]
     on_gpu = {"memory_bytes": 123, "modules": {"model": ["cuda:0"], "linear": ["cpu"], "mixed": ["cpu", "cuda:0"]}}
@@ -329,8 +318,6 @@ GOOD = {"kind": book_run.KIND, "run": RUN, "proof": {"cifar10_standin": False, "
     (lambda r: r.update(run="made on my laptop"), (1, 2), "names no GitHub workflow run"),
     (lambda r: r.update(kind="quick mode on stand-ins"), (1, 2), "record kind"),
     (lambda r: r["proof"].update(cifar10_standin=True), (1, 2), "CIFAR-10 was the tests' stand-in"),
-    (lambda r: r["proof"].update(hf_offline=True), (1, 2), "HF_HUB_OFFLINE"),
-    (lambda r: r["proof"].update(standin_homes=["/tmp/dlwpt-ch2-standins-1/torch"]), (1, 2), "stand-in model folders"),
     (lambda r: r.pop("proof"), (1, 2), "the proof cell printed nothing"),
     (lambda r: None, (2, 1), "one full, in-order run"),
     (lambda r: None, (None, None), "a record of a book run, but no outputs: remove the record"),

@@ -3,16 +3,7 @@
     python tools/speed.py bench [--compile] [--skip-suite] [--skip-book]     # make bench
     python tools/speed.py gpu-check                                          # make gpu-check
 
-bench, on the CPU and the GPU dlwpt picks: the float32 matmul peak; CIFAR-2 training throughput of the chapter's
-fully connected model (best and median of 5 epochs after a warm-up) for the book's DataLoader loop and for tensors
-preloaded on the device (``--compile``: also torch.compile'd), as a fraction of that peak; the wall time of the
-notebook suite in quick mode (each cell once) and of the chapter 7 notebooks at the book's settings.
-
-gpu-check runs every notebook with ``DLWPT_DEVICE=cuda`` (else ``mps``), chapter 7 at the book's settings and again
-on the CPU, the rest in quick mode; each run's proof (tools/notebooks.py) must show the models of
-``DEVICE_NOTEBOOKS`` on the GPU and GPU memory allocated. Report: outputs/gpu_check/report.md and report.json.
-Without a GPU it says so and exits 0. Data: as tools/standins.py's docstring says (speed and proofs do not depend
-on the pixels or the weights).
+What each measures and writes: p1ch7/README.md ("Speed, measured", "On a GPU"). Without a GPU gpu-check exits 0.
 """
 
 import argparse
@@ -39,8 +30,7 @@ from tools.notebooks import ROOT, notebook_keys, run_notebook  # noqa: E402
 OUT_DIR = ROOT / "outputs" / "gpu_check"
 BOOK_CELL_TIMEOUT = 3 * 3600  # book-settings training on a CPU takes minutes per cell
 BATCH, EPOCHS = 64, 5
-# matmul FLOPs per training sample of 3072-512-2: forward, weight gradients, and the input gradient of the second
-# layer only (the images need no gradient)
+# matmul FLOPs per training sample of 3072-512-2: forward, weight gradients, the second layer's input gradient
 FLOPS_PER_SAMPLE = 2 * (3072 * 512 + 512 * 2) * 2 + 2 * 512 * 2
 MEAN, STD = (0.4915, 0.4823, 0.4468), (0.2470, 0.2435, 0.2616)
 # Notebooks that compute on the chosen device, and the models that must end up on it there.
@@ -88,8 +78,8 @@ def load_cifar2():
 
 
 def throughputs(cifar2, device, with_compile):
-    """[(loop, samples/s of each timed epoch, sorted)]: the book's DataLoader loop (cell 21, batches moved to the
-    device), and the same updates from tensors stacked once on the device (optionally torch.compile'd)."""
+    """[(loop, sorted samples/s of each epoch)]: the book's DataLoader loop (cell 21), then tensors preloaded on the
+    device (optionally torch.compile'd)."""
     x = torch.stack([img for img, _ in cifar2]).view(len(cifar2), -1).to(device)
     y = torch.tensor([label for _, label in cifar2], device=device)
     loader = torch.utils.data.DataLoader(cifar2, batch_size=BATCH, shuffle=True)
@@ -123,8 +113,7 @@ def throughputs(cifar2, device, with_compile):
 
 
 def run_with_proof(key, device=None, book=False):
-    """Execute a notebook in its folder (``DLWPT_DEVICE=device`` unless None; quick mode unless ``book``) with its
-    proof. A dict: notebook, device, mode, seconds, proof, problems (the failing cell's message), text."""
+    """A row of the report: ``key`` run with its proof (``DLWPT_DEVICE=device`` unless None; quick unless ``book``)."""
     from nbclient.exceptions import CellExecutionError
 
     env = {"DLWPT_QUICK": "0" if book else "1"} | ({"DLWPT_DEVICE": device} if device else {})
@@ -190,8 +179,8 @@ def find_gpu():
 
 
 def gpu_check(keys=None, gpu=None, device=None, out=OUT_DIR):
-    """Run ``keys`` (every notebook) with DLWPT_DEVICE=``device`` (the GPU), prove the ``gpu`` did their work, run
-    chapter 7 again on the CPU, write the report; True when all is well. The tests pass ``device='cpu'``."""
+    """Run ``keys`` (all) on ``device`` (the GPU; the tests pass 'cpu'), prove the ``gpu`` did their work, run chapter
+    7 again on the CPU, write the report; True when all is well."""
     gpu = gpu or find_gpu()
     if gpu is None:
         print(f"gpu-check: no CUDA or Apple MPS GPU here (torch {torch.__version__}); nothing to check, nothing "

@@ -1,16 +1,7 @@
-"""Offline stand-ins for the downloads the tests (and tools/speed.py) cannot make: they let the notebooks' code run
-as a reader runs it online, carry no trained knowledge, and leave the notebooks unchanged. tests/harness.py switches
-them on for a test run (``pytest --real-downloads`` leaves them out); tools/speed.py where ../shared has them.
-
-CIFAR-10 (chapter 7): ``build_standin`` makes, once and outside the repository, torchvision's layout from
-``../shared/cifar10-jpeg`` (the real images re-encoded as JPEG by a public mirror, in a fixed-seed order);
-``activate`` writes an IPython startup file into a temporary ``IPYTHONDIR`` that points every ``CIFAR10(...)`` of
-the kernels started afterwards at it, without the MD5 check. Otherwise the official archive in data-unversioned/.
-
-Chapter 2 (``build_chapter2``), in a temporary folder: random weights under the file names torchvision downloads
-(``IMAGENET1K_V1``), a cached ``pytorch_vision_v<installed torchvision>`` hub folder, tiny random GPT-2 and BLIP
-models under the real Hugging Face ids (``HF_HUB_OFFLINE=1``) and, where ``data/`` lacks the real CycleGAN weights
-and ../shared has their facts, a data folder for ``DLWPT_DATA`` with random weights of the published layout.
+"""Offline stand-ins for the downloads the tests and tools/speed.py cannot make (CONTRIBUTING.md, "Stand-ins"): they
+carry no trained knowledge and leave the notebooks unchanged. CIFAR-10: ``build_standin`` from ../shared/cifar10-jpeg,
+``activate`` for the kernels. Chapter 2: ``build_chapter2`` (torchvision weights, hub folder, tiny Hugging Face
+models, and a ``DLWPT_DATA`` folder with CycleGAN weights of the published layout where data/ lacks the real ones).
 """
 
 import io
@@ -79,8 +70,7 @@ STARTUP = PATCH_CODE + f"\nif _os.environ.get({ROOT_ENV!r}):\n    _dlwpt_install
 
 
 def build_standin():
-    """Build (once; cached, one folder per archive version) the stand-in folder; return its root (holding
-    cifar-10-batches-py/)."""
+    """The root of the stand-in's cifar-10-batches-py/, built once per archive version."""
     import numpy as np
     from PIL import Image
 
@@ -130,7 +120,7 @@ def build_standin():
 
 
 def install_in_process(root):
-    """Apply the stand-in patch in this Python process (tools/speed.py bench; never in a notebook)."""
+    """The CIFAR-10 stand-in in this Python process (tools/speed.py bench)."""
     scope = {}
     exec(PATCH_CODE, scope)
     scope["_dlwpt_install"](str(root))
@@ -153,7 +143,6 @@ def activate():
 
 
 def deactivate():
-    """Undo activate()."""
     while _ACTIVE:
         patch, ipython_dir = _ACTIVE.pop()
         patch.stop()
@@ -178,18 +167,6 @@ def official_reachable(timeout=5):
 # --- chapter 2 ---------------------------------------------------------------------------------------------------
 
 
-def make_torchvision_weights(folder):
-    """Random weights saved under the file names of the weights the notebooks load (IMAGENET1K_V1)."""
-    import torch
-    from torchvision import models
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
-        # random init, no download; zeroed residual branches keep the random scores small
-        torch.save(build(zero_init_residual=True).state_dict(), folder / Path(weights.IMAGENET1K_V1.url).name)
-
-
 def vision_hub_repo():
     """What 4_model_zoos passes to torch.hub.load: pytorch/vision at the installed TorchVision's tag."""
     import torchvision
@@ -200,9 +177,6 @@ def vision_hub_repo():
 def hub_cache_folder(repo):
     """The folder torch.hub caches ``owner/name:ref`` in: ``owner_name_ref`` ("/" in ref -> "_")."""
     return repo.replace(":", "_").replace("/", "_")
-
-
-# --- Hugging Face -----------------------------------------------------------------
 
 
 def _snapshot(hub_cache, repo_id):
@@ -286,8 +260,7 @@ def make_blip(hub_cache):
 
 
 def _save_like_the_hub(tokenizer, snap):
-    """Save, then drop ``clean_up_tokenization_spaces``, which the real gpt2 and BLIP tokenizer configs do not set,
-    so that transformers 4.44 prints its FutureWarning about it offline just as it does for readers."""
+    """Save without ``clean_up_tokenization_spaces``, as the real configs: transformers 4.44 warns as for readers."""
     tokenizer.save_pretrained(snap)
     path = Path(snap) / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
@@ -304,14 +277,6 @@ def real_cyclegan_weights(data_dir=ROOT / "data"):
     return path.is_file() and check_file(path, entry) is None
 
 
-def link_or_copy(source, target):
-    """A symbolic link at ``target`` to ``source``; a copy where links cannot be made (Windows without the right)."""
-    try:
-        target.symlink_to(source, target_is_directory=source.is_dir())
-    except OSError:
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-
-
 def data_folder_with_standin_weights(base, data=ROOT / "data"):
     """``base``: a data folder for ``DLWPT_DATA``, data/'s folders and files linked, but in its own p1ch2/ random
     tensors with every name and shape of the published CycleGAN weights (never written into data/)."""
@@ -319,8 +284,12 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
     (base / "p1ch2").mkdir(parents=True)
     for item in sorted([*data.glob("p1ch*"), *(data / "p1ch2").iterdir()]):
-        if item.name != "p1ch2" and item.relative_to(data).as_posix() != CYCLEGAN_WEIGHTS:
-            link_or_copy(item.resolve(), base / item.relative_to(data))
+        source, target = item.resolve(), base / item.relative_to(data)
+        if item.name != "p1ch2" and target != base / CYCLEGAN_WEIGHTS:
+            try:
+                target.symlink_to(source, target_is_directory=source.is_dir())
+            except OSError:  # no right to make links (Windows): a copy
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
     gen = torch.Generator().manual_seed(0)
     tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
     torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, base / CYCLEGAN_WEIGHTS)
@@ -328,12 +297,19 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
 
 def build_chapter2(base, env):
-    """Build chapter 2's stand-ins in the folder ``base``, first setting in ``env`` (os.environ: huggingface_hub
-    reads it once, on import) the variables pointing at them (``DLWPT_DATA``: see data_folder_with_standin_weights)."""
+    """Chapter 2's stand-ins in ``base``; ``env`` (os.environ: huggingface_hub reads it on import) points at them."""
     torch_home, hf_home = base / "torch", base / "hf"
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    make_torchvision_weights(torch_home / "hub" / "checkpoints")
+    import torch
+    from torchvision import models
+
+    weights_dir = torch_home / "hub" / "checkpoints"
+    weights_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
+        # random weights under the IMAGENET1K_V1 file names; zeroed residual branches keep the random scores small
+        torch.save(build(zero_init_residual=True).state_dict(), weights_dir / Path(weights.IMAGENET1K_V1.url).name)
     hub_repo = torch_home / "hub" / hub_cache_folder(vision_hub_repo())  # the cached snapshot torch.hub.load uses
     hub_repo.mkdir()
     (hub_repo / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import resnet18\n',
