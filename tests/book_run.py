@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 from tools import standins
 from tools.notebooks import ROOT, notebook_keys, run_notebook
 
@@ -83,8 +85,6 @@ def main(argv=None):
     run = workflow_run()
     if not run:
         parser.error("no workflow run to record: run in GitHub Actions (GITHUB_RUN_ID)")
-    import nbformat
-
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = 0
     for key in [k for k in notebook_keys() if k.split("/")[0] in BOOK_RUN_CHAPTERS]:

@@ -54,9 +54,6 @@ def offline_env(port=9):
             "no_proxy": local, "NO_PROXY": local}
 
 
-# --- what cells print -------------------------------------------------------------------------------------------
-
-
 def output_text(outputs):
     """What cell outputs show as text: streams, then text/plain results and displays, then errors."""
     parts = []
@@ -89,7 +86,6 @@ class ExecutedNotebook:
         self.cells = cells  # list of (source, outputs)
 
     def find(self, contains):
-        """The one code cell whose source contains ``contains``."""
         hits = [c for c in self.cells if contains in c[0]]
         if len(hits) != 1:
             raise AssertionError(f"{len(hits)} cells of {self.path.name} contain {contains!r} (need exactly 1)")
@@ -113,9 +109,6 @@ class ExecutedNotebook:
 def run_notebook(path, **kwargs):
     nb = notebooks.run_notebook(path, **kwargs)
     return ExecutedNotebook(Path(path), [(c.source, c.outputs) for c in nb.cells if c.cell_type == "code"])
-
-
-# --- the re-run of every cell, and the record of the first runs -------------------------------------------------
 
 
 def first_run(config, notebook):
@@ -205,9 +198,6 @@ def executed_notebook(pytestconfig):
         return _RUN_CACHE[str(path)]
 
     return get
-
-
-# --- configuration and stand-ins ---------------------------------------------------------------------------------
 
 
 def pytest_addoption(parser):

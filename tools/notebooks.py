@@ -41,12 +41,8 @@ del _dlwpt_proof
 '''
 
 
-def notebook_key(path, root=ROOT):
-    return path.relative_to(root).as_posix()
-
-
 def notebook_keys():
-    return sorted(notebook_key(path) for path in ROOT.glob("p1ch*/*.ipynb"))
+    return sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("p1ch*/*.ipynb"))
 
 
 def run_notebook(path, env=None, timeout=CELL_TIMEOUT, proof=False):

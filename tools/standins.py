@@ -164,9 +164,6 @@ def official_reachable(timeout=5):
         return False
 
 
-# --- chapter 2 ---------------------------------------------------------------------------------------------------
-
-
 def vision_hub_repo():
     """What 4_model_zoos passes to torch.hub.load: pytorch/vision at the installed TorchVision's tag."""
     import torchvision
@@ -241,9 +238,7 @@ def make_blip(hub_cache):
                                pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
     tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
     ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
-    image_processor = tf.BlipImageProcessor(size={"height": 384, "width": 384},
-                                            image_mean=[0.48145466, 0.4578275, 0.40821073],
-                                            image_std=[0.26862954, 0.26130258, 0.27577711])
+    image_processor = tf.BlipImageProcessor()  # its defaults are the real one's: 384 x 384, CLIP's mean and std
     tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
     text = dict(tiny, vocab_size=len(tok), encoder_hidden_size=32, max_position_embeddings=64,
                 bos_token_id=ids["[DEC]"], eos_token_id=ids["[SEP]"], sep_token_id=ids["[SEP]"],
