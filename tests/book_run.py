@@ -29,18 +29,6 @@ UNFIT = {"cifar10_standin": "torchvision's CIFAR-10 was the tests' stand-in",
          "standin_homes": "stand-in model folders in use (TORCH_HOME, HF_HOME)"}  # what a proof must not show
 
 
-def record_problems(record):
-    """What is wrong with a notebook's ``metadata.dlwpt.outputs`` record (empty: a book run's)."""
-    if not isinstance(record, dict):
-        return ["no record of a book run (metadata.dlwpt.outputs)"]
-    problems = [] if record.get("kind") == KIND else [f"record kind is {record.get('kind')!r}, not {KIND!r}"]
-    if not RUN_URL.fullmatch(str(record.get("run", ""))):
-        problems.append(f"record names no GitHub workflow run: {record.get('run')!r}")
-    proof = record.get("proof")
-    return problems + (["the proof cell printed nothing"] if proof is None else
-                       [why for key, why in UNFIT.items() if proof.get(key)])
-
-
 def policy_problems(nb, chapter):
     """The outputs policy for a chapter 2 or 7 notebook: no outputs, or the outputs of one recorded book run."""
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -48,7 +36,14 @@ def policy_problems(nb, chapter):
     ran = any(c.outputs or c.execution_count is not None for c in code)
     if not ran:
         return ["a record of a book run, but no outputs: remove the record"] if record is not None else []
-    problems = [f"{chapter}: outputs committed, but {p}" for p in record_problems(record)]
+    if not isinstance(record, dict):
+        return [f"{chapter}: outputs committed, but no record of a book run (metadata.dlwpt.outputs)"]
+    problems = [] if record.get("kind") == KIND else [f"record kind is {record.get('kind')!r}, not {KIND!r}"]
+    if not RUN_URL.fullmatch(str(record.get("run", ""))):
+        problems.append(f"record names no GitHub workflow run: {record.get('run')!r}")
+    proof = record.get("proof")
+    problems += ["the proof cell printed nothing"] if proof is None else [w for k, w in UNFIT.items() if proof.get(k)]
+    problems = [f"{chapter}: outputs committed, but {p}" for p in problems]
     if [c.execution_count for c in code] != list(range(1, len(code) + 1)):
         problems.append("commit the outputs of one full, in-order run")
     return problems

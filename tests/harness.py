@@ -21,8 +21,7 @@ CYCLEGAN_NOTEBOOKS = ("p1ch2/3_cyclegan.ipynb", "p1ch2/exercises_solutions.ipynb
 SEEDS = ("manual_seed(", "set_seed(")
 TIMING = re.compile(r"\d\s*(s|ms|seconds|samples/s)\b")  # a wall-clock time or speed: differs run to run
 CHAPTER = re.compile(r"p1ch\d")
-# Run in the kernel, silently, before a seeded cell runs again: every generator the notebooks use, re-seeded from
-# the operating system's entropy (modules not imported yet are left alone).
+# Run silently before a seeded cell runs again: every generator the notebooks use, re-seeded from the OS's entropy.
 SCRAMBLE = """
 import random as _r, sys as _s
 _r.seed()

