@@ -3,8 +3,7 @@
     python -m tests.book_run --out DIR     # in GitHub Actions only (the manually started job book-outputs)
 
 Each notebook runs without the tests' stand-ins and quick mode, as its proof must show; only then is it written, with
-the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``) requires.
-"""
+the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``) requires."""
 
 import argparse
 import datetime

@@ -1,7 +1,6 @@
 """The test machinery itself (tests/harness.py, tools/, tests/book_run.py): the re-run of every cell (a seed in
 another cell is caught), timeouts, stand-ins that leave data/ alone, skips without ../shared (but not of CIFAR-10 in
-CI), gpu-check's proof without a GPU, and book_run's refusal of stand-ins and unordered runs.
-"""
+CI), gpu-check's proof without a GPU, and book_run's refusal of stand-ins and unordered runs."""
 
 import copy
 import functools
@@ -59,9 +58,8 @@ def nbval_run(tmp_path_factory):
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_every_cell_runs_again_and_a_re_run_that_goes_wrong_fails(nbval_run, name):
-    """Cells run in their folder, in one kernel per notebook; after the last cell each runs again: a cell failing
-    then fails, and so does a seeded cell that prints something else (its seed sits in another cell). A failing
-    cell fails with its traceback (its notebook is not re-run); a hanging one times out."""
+    """Cells run in their folder, in one kernel per notebook, then each once more: a cell failing then fails, and so
+    does a seeded cell printing something else. A failing or hanging cell fails, and its notebook is not re-run."""
     cells, statuses, says = SAMPLES[name]
     ids = [f"Cell {n}" for n in range(len(cells))] + [f"Cell {n} re-run" for n in range(len(cells))]
     got = [re.search(rf"{name}\W+ipynb::{re.escape(i)} (PASSED|FAILED|SKIPPED)", nbval_run) for i in ids]
@@ -277,8 +275,7 @@ def test_a_run_is_recorded_and_one_on_stand_ins_refused(tmp_path, monkeypatch, s
 def committed(record=None, counts=(1, 2)):
     nb = new_notebook(cells=[new_code_cell("x = 1", execution_count=n) for n in counts])
     nb.cells[0].outputs = [new_output("stream", text="out\n")] if counts[0] else []
-    if record is not None:
-        nb.metadata["dlwpt"] = {"outputs": record}
+    nb.metadata["dlwpt"] = {"outputs": record}
     return nb
 
 

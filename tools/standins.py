@@ -1,8 +1,7 @@
 """Offline stand-ins for the downloads the tests and tools/speed.py cannot make (CONTRIBUTING.md, "Stand-ins"): they
 carry no trained knowledge and leave the notebooks unchanged. CIFAR-10: ``build_standin`` from ../shared/cifar10-jpeg,
 ``activate`` for the kernels. Chapter 2: ``build_chapter2`` (torchvision weights, hub folder, tiny Hugging Face
-models, and a ``DLWPT_DATA`` folder with CycleGAN weights of the published layout where data/ lacks the real ones).
-"""
+models, and a ``DLWPT_DATA`` folder with CycleGAN weights of the published layout where data/ lacks the real ones)."""
 
 import io
 import json
@@ -24,7 +23,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 SEED = 7  # fixed order of the stand-in samples
 CACHE_ENV = "DLWPT_CIFAR_STANDIN_CACHE"  # optional: where to keep the built folder
 ROOT_ENV = "DLWPT_CIFAR_STANDIN"  # set for the kernels: the stand-in root folder
-REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # CI with internet: chapter 7 must run, never be skipped
+REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # "1" in CI with internet: chapter 7 must run, never be skipped
 FACTS_FILE = "facts/horse2zebra_0.4.0.state_dict_manifest.json"  # relative to ../shared
 FACTS = SHARED / FACTS_FILE
 CYCLEGAN_WEIGHTS = "p1ch2/horse2zebra_0.4.0.pth"
@@ -146,10 +145,6 @@ def deactivate():
         patch, ipython_dir = _ACTIVE.pop()
         patch.stop()
         ipython_dir.cleanup()
-
-
-def required():
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def official_reachable(timeout=5):
