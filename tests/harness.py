@@ -1,6 +1,7 @@
 """The test machinery, registered as a pytest plugin by the root conftest.py: nbval's re-run of every cell, the
 record of the first runs, the stand-ins, fixtures and helpers. CONTRIBUTING.md ("How the tests work") explains it."""
 
+import functools
 import os
 import re
 import tempfile
@@ -20,7 +21,6 @@ OPTION = "--real-downloads"
 CYCLEGAN_NOTEBOOKS = ("p1ch2/3_cyclegan.ipynb", "p1ch2/exercises_solutions.ipynb")  # read the CycleGAN weights
 SEEDS = ("manual_seed(", "set_seed(")
 TIMING = re.compile(r"\d\s*(s|ms|seconds|samples/s)\b")  # a wall-clock time or speed: differs run to run
-CHAPTER = re.compile(r"p1ch\d")
 # Run silently before a seeded cell runs again: every generator the notebooks use, re-seeded from the OS's entropy.
 SCRAMBLE = """
 import random as _r, sys as _s
@@ -173,28 +173,23 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-_RUN_CACHE = {}
-
-
 @pytest.fixture(scope="session")
 def executed_notebook(pytestconfig):
     """``executed_notebook("p1ch3/1_tensors.ipynb")``: an ExecutedNotebook of a fresh run (nbval's, else its own)."""
 
+    @functools.cache
     def get(relpath):
         path = (ROOT / relpath).resolve()
         if str(path) in SKIPPED:
             pytest.skip(SKIPPED[str(path)])
-        if str(path) not in _RUN_CACHE:
-            record = first_run(pytestconfig, path)
-            if record["failed"]:
-                pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
-            code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]  # nbval's numbers
-            done = record["outputs"]
-            if code and all(j in done for j in range(len(code))):
-                _RUN_CACHE[str(path)] = ExecutedNotebook(path, [(c.source, done[j]) for j, c in enumerate(code)])
-            else:
-                _RUN_CACHE[str(path)] = run_notebook(path)
-        return _RUN_CACHE[str(path)]
+        record = first_run(pytestconfig, path)
+        if record["failed"]:
+            pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
+        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]  # nbval's numbers
+        done = record["outputs"]
+        if code and all(j in done for j in range(len(code))):
+            return ExecutedNotebook(path, [(c.source, done[j]) for j, c in enumerate(code)])
+        return run_notebook(path)
 
     return get
 
@@ -272,7 +267,7 @@ def pytest_xdist_make_scheduler(config, log):
 
     class ByChapter(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            chapter = CHAPTER.search(nodeid.split("::")[0])  # p1ch7/2_birds_airplanes.ipynb, tests/test_p1ch7.py
+            chapter = re.search(r"p1ch\d", nodeid.split("::")[0])  # p1ch7/2_birds_airplanes.ipynb, tests/test_p1ch7.py
             return chapter.group() if chapter else nodeid.split("::")[0]
 
     return ByChapter(config, log)

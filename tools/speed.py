@@ -1,9 +1,6 @@
 """Chapter 7's speed, and proof that the notebooks run on a GPU, measured side by side in one run on this machine.
 
-    python tools/speed.py bench [--compile] [--skip-suite] [--skip-book]     # make bench
-    python tools/speed.py gpu-check                                          # make gpu-check
-
-What each measures and writes: p1ch7/README.md ("Speed, measured", "On a GPU"). Without a GPU gpu-check exits 0."""
+`make bench`, `make gpu-check`: what each measures and writes is in p1ch7/README.md. Without a GPU gpu-check exits 0."""
 
 import argparse
 import json
@@ -26,7 +23,6 @@ import dlwpt  # noqa: E402
 from tools import standins  # noqa: E402
 from tools.notebooks import ROOT, notebook_keys, run_notebook  # noqa: E402
 
-OUT_DIR = ROOT / "outputs" / "gpu_check"
 BATCH, EPOCHS = 64, 5
 # matmul FLOPs per training sample of 3072-512-2: forward, weight gradients, the second layer's input gradient
 FLOPS_PER_SAMPLE = 2 * (3072 * 512 + 512 * 2) * 2 + 2 * 512 * 2
@@ -174,7 +170,7 @@ def find_gpu():
     return None if kind == "cpu" else kind
 
 
-def gpu_check(keys=None, gpu=None, device=None, out=OUT_DIR):
+def gpu_check(keys=None, gpu=None, device=None, out=ROOT / "outputs" / "gpu_check"):
     """Run ``keys`` (all) on ``device`` (the GPU; the tests pass 'cpu'), prove the ``gpu`` did their work, run chapter
     7 again on the CPU, write the report; True when all is well."""
     gpu = gpu or find_gpu()
