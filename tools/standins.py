@@ -287,13 +287,13 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
 def build_chapter2(base, env):
     """Chapter 2's stand-ins in ``base``; ``env`` (os.environ: huggingface_hub reads it on import) points at them."""
-    import torch
-    from torchvision import models
-    from transformers.utils import logging as hf_logging
-
     torch_home, hf_home = base / "torch", base / "hf"
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    import torch
+    from torchvision import models
+    from transformers.utils import logging as hf_logging  # after the variables above: read on import
+
     weights_dir = torch_home / "hub" / "checkpoints"
     weights_dir.mkdir(parents=True)
     torch.manual_seed(0)
