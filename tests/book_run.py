@@ -1,12 +1,9 @@
 """Chapters 2 and 7 at the book's settings on the real downloads, for their committed outputs.
 
-    python -m tests.book_run --out DIR     # every notebook of p1ch2/ and p1ch7/; in GitHub Actions only
+    python -m tests.book_run --out DIR     # in GitHub Actions only (the manually started job book-outputs)
 
-The workflow's manually started job ``book-outputs`` runs this online and uploads DIR as an artifact. Each notebook
-runs in its folder WITHOUT the tests' stand-ins and without ``DLWPT_QUICK``, and its proof (tools/notebooks.py) must
-show it; only then is it written, with the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy
-(``policy_problems``, tests/test_notebook_conventions.py) requires of committed outputs in chapters 2 and 7.
-"""
+Each notebook runs without the tests' stand-ins and quick mode, as its proof must show; only then is it written, with
+the record ``metadata["dlwpt"]["outputs"]`` that the outputs policy (``policy_problems``) requires."""
 
 import argparse
 import datetime
@@ -17,28 +14,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+import nbformat
+
 from tools import standins
 from tools.notebooks import ROOT, notebook_keys, run_notebook
 
-BOOK_RUN_CHAPTERS = ("p1ch2", "p1ch7")  # committed without outputs unless they come from a book run
 KIND = "book settings, real downloads"
 RUN_URL = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/actions/runs/\d+(/attempts/\d+)?")
 UNFIT = {"cifar10_standin": "torchvision's CIFAR-10 was the tests' stand-in",
          "quick": "DLWPT_QUICK was on: not the book's settings",
          "hf_offline": "HF_HUB_OFFLINE was set: Hugging Face models may be stand-ins",
          "standin_homes": "stand-in model folders in use (TORCH_HOME, HF_HOME)"}  # what a proof must not show
-
-
-def record_problems(record):
-    """What is wrong with a notebook's ``metadata.dlwpt.outputs`` record (empty: a book run's)."""
-    if not isinstance(record, dict):
-        return ["no record of a book run (metadata.dlwpt.outputs)"]
-    problems = [] if record.get("kind") == KIND else [f"record kind is {record.get('kind')!r}, not {KIND!r}"]
-    if not RUN_URL.fullmatch(str(record.get("run", ""))):
-        problems.append(f"record names no GitHub workflow run: {record.get('run')!r}")
-    proof = record.get("proof")
-    return problems + (["the proof cell printed nothing"] if proof is None else
-                       [why for key, why in UNFIT.items() if proof.get(key)])
 
 
 def policy_problems(nb, chapter):
@@ -48,15 +34,21 @@ def policy_problems(nb, chapter):
     ran = any(c.outputs or c.execution_count is not None for c in code)
     if not ran:
         return ["a record of a book run, but no outputs: remove the record"] if record is not None else []
-    problems = [f"{chapter}: outputs committed, but {p}" for p in record_problems(record)]
+    if not isinstance(record, dict):
+        return [f"{chapter}: outputs committed, but no record of a book run (metadata.dlwpt.outputs)"]
+    problems = [] if record.get("kind") == KIND else [f"record kind is {record.get('kind')!r}, not {KIND!r}"]
+    if not RUN_URL.fullmatch(str(record.get("run", ""))):
+        problems.append(f"record names no GitHub workflow run: {record.get('run')!r}")
+    proof = record.get("proof")
+    problems += ["the proof cell printed nothing"] if proof is None else [w for k, w in UNFIT.items() if proof.get(k)]
+    problems = [f"{chapter}: outputs committed, but {p}" for p in problems]
     if [c.execution_count for c in code] != list(range(1, len(code) + 1)):
         problems.append("commit the outputs of one full, in-order run")
     return problems
 
 
 def run_one(path, run, now):
-    """Execute ``path`` in its folder without the stand-ins (a fresh IPYTHONDIR: no stand-in startup file) and without
-    quick mode; return (the executed notebook with its record, problems)."""
+    """(``path`` run without stand-ins (a fresh IPYTHONDIR) or quick mode, with its record; problems)."""
     env = dict.fromkeys(standins.ENV_NAMES | {"DLWPT_QUICK"})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     with tempfile.TemporaryDirectory(prefix="dlwpt-book-run-ipython-") as ipython_dir:
@@ -86,11 +78,9 @@ def main(argv=None):
     run = workflow_run()
     if not run:
         parser.error("no workflow run to record: run in GitHub Actions (GITHUB_RUN_ID)")
-    import nbformat
-
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     failed = 0
-    for key in [k for k in notebook_keys() if k.split("/")[0] in BOOK_RUN_CHAPTERS]:
+    for key in [k for k in notebook_keys() if k.split("/")[0] in ("p1ch2", "p1ch7")]:
         print(f"{key} ...", flush=True)
         nb, problems = run_one(ROOT / key, run, now)
         if problems:

@@ -1,21 +1,14 @@
-"""The test machinery in one module; the root conftest.py registers it as a pytest plugin.
+"""The test machinery, registered as a pytest plugin by the root conftest.py: nbval's re-run of every cell, the
+record of the first runs, the stand-ins, fixtures and helpers. CONTRIBUTING.md ("How the tests work") explains it."""
 
-- nbval executes every notebook under p1ch*/ in its own folder, in quick mode (``DLWPT_QUICK=1``). After a
-  notebook's last cell every code cell runs once more in the same kernel (``ReRun``: "Cell 5 re-run", left out by
-  ``pytest -p no:nbval_rerun``): a cell must still work, and a seeded cell (``manual_seed``, ``set_seed``) must
-  print the same (timings aside) after the generators were put in an arbitrary state.
-- The record of the first runs (``FIRST_RUNS``): what each cell printed, for the focused tests in tests/ (fixture
-  ``executed_notebook``), and which notebooks failed (their re-runs are skipped).
-- The stand-ins of tools/standins.py (``--real-downloads`` leaves them out and runs the tests marked
-  ``real_downloads``); ``shared_file``/``mirror_file`` skip naming what is missing; ``offline_env``.
-"""
-
+import functools
 import os
 import re
 import tempfile
 from pathlib import Path
 from unittest import mock
 
+import nbformat
 import pytest
 from nbval.plugin import IPyNbCell, IPyNbFile, coalesce_streams
 
@@ -28,9 +21,7 @@ OPTION = "--real-downloads"
 CYCLEGAN_NOTEBOOKS = ("p1ch2/3_cyclegan.ipynb", "p1ch2/exercises_solutions.ipynb")  # read the CycleGAN weights
 SEEDS = ("manual_seed(", "set_seed(")
 TIMING = re.compile(r"\d\s*(s|ms|seconds|samples/s)\b")  # a wall-clock time or speed: differs run to run
-CHAPTER = re.compile(r"p1ch\d")
-# Run in the kernel, silently, before a seeded cell runs again: every generator the notebooks use, re-seeded from
-# the operating system's entropy (modules not imported yet are left alone).
+# Run silently before a seeded cell runs again: every generator the notebooks use, re-seeded from the OS's entropy.
 SCRAMBLE = """
 import random as _r, sys as _s
 _r.seed()
@@ -56,14 +47,10 @@ def mirror_file(relpath="MANIFEST.tsv"):
 
 
 def offline_env(port=9):
-    """Environment variables that send every HTTP(S) download to a closed local port: offline, even on a machine
-    that is online. The tests' own local servers (127.0.0.1, localhost) stay reachable."""
+    """Variables that send every HTTP(S) download to a closed local port; 127.0.0.1 and localhost stay reachable."""
     closed, local = f"http://127.0.0.1:{port}", "127.0.0.1,localhost"
     return {"http_proxy": closed, "https_proxy": closed, "HTTP_PROXY": closed, "HTTPS_PROXY": closed,
             "no_proxy": local, "NO_PROXY": local}
-
-
-# --- what cells print -------------------------------------------------------------------------------------------
 
 
 def output_text(outputs):
@@ -98,7 +85,6 @@ class ExecutedNotebook:
         self.cells = cells  # list of (source, outputs)
 
     def find(self, contains):
-        """The one code cell whose source contains ``contains``."""
         hits = [c for c in self.cells if contains in c[0]]
         if len(hits) != 1:
             raise AssertionError(f"{len(hits)} cells of {self.path.name} contain {contains!r} (need exactly 1)")
@@ -120,12 +106,8 @@ class ExecutedNotebook:
 
 
 def run_notebook(path, **kwargs):
-    """tools.notebooks.run_notebook, as an ExecutedNotebook."""
     nb = notebooks.run_notebook(path, **kwargs)
     return ExecutedNotebook(Path(path), [(c.source, c.outputs) for c in nb.cells if c.cell_type == "code"])
-
-
-# --- the re-run of every cell, and the record of the first runs -------------------------------------------------
 
 
 def first_run(config, notebook):
@@ -168,8 +150,7 @@ class CellReRun(IPyNbCell):
 
 
 class ReRun:
-    """Registered as ``nbval_rerun``: a notebook collects its cells, then each cell once more (nbval keeps the
-    notebook's kernel for all of them)."""
+    """``nbval_rerun``: a notebook collects its cells, then each once more (nbval keeps one kernel for all)."""
 
     @pytest.hookimpl(wrapper=True)
     def pytest_make_collect_report(self, collector):
@@ -192,42 +173,31 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-_RUN_CACHE = {}
-
-
 @pytest.fixture(scope="session")
 def executed_notebook(pytestconfig):
-    """Factory: ``executed_notebook("p1ch3/1_tensors.ipynb")`` -> ExecutedNotebook of a fresh run (nbval's, else
-    one of its own)."""
+    """``executed_notebook("p1ch3/1_tensors.ipynb")``: an ExecutedNotebook of a fresh run (nbval's, else its own)."""
 
+    @functools.cache
     def get(relpath):
-        import nbformat
-
         path = (ROOT / relpath).resolve()
         if str(path) in SKIPPED:
             pytest.skip(SKIPPED[str(path)])
-        if str(path) not in _RUN_CACHE:
-            record = first_run(pytestconfig, path)
-            if record["failed"]:
-                pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
-            code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]  # nbval's numbers
-            done = record["outputs"]
-            if code and all(j in done for j in range(len(code))):
-                _RUN_CACHE[str(path)] = ExecutedNotebook(path, [(c.source, done[j]) for j, c in enumerate(code)])
-            else:
-                _RUN_CACHE[str(path)] = run_notebook(path)
-        return _RUN_CACHE[str(path)]
+        record = first_run(pytestconfig, path)
+        if record["failed"]:
+            pytest.fail(f"{relpath} failed when nbval executed it; see that failure")
+        code = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]  # nbval's numbers
+        done = record["outputs"]
+        if code and all(j in done for j in range(len(code))):
+            return ExecutedNotebook(path, [(c.source, done[j]) for j, c in enumerate(code)])
+        return run_notebook(path)
 
     return get
 
 
-# --- configuration and stand-ins ---------------------------------------------------------------------------------
-
-
 def pytest_addoption(parser):
     parser.addoption(OPTION, action="store_true", default=False,
-                     help="chapter 2: download the real pretrained weights and models (needs the internet) instead "
-                     "of building offline stand-ins; also runs the tests marked real_downloads")
+                     help="chapter 2 on the real downloads (needs the internet), not on offline stand-ins; also runs "
+                     "the tests marked real_downloads")
 
 
 def use_real_downloads(config):
@@ -271,8 +241,8 @@ def pytest_collection_modifyitems(session, config, items):
         _skip([i for i in chapter2 if f"p1ch2/{i.path.name}" in CYCLEGAN_NOTEBOOKS], why)
         SKIPPED.update({str((ROOT / key).resolve()): why for key in CYCLEGAN_NOTEBOOKS})  # for executed_notebook
     chapter7 = [i for i in items if i.path.parent.name == "p1ch7" or i.get_closest_marker("cifar10")]
-    if (chapter7 and not os.environ.get(standins.ROOT_ENV) and not (standins.OFFICIAL_DIR / "batches.meta").is_file()
-            and not standins.required() and not standins.official_reachable()):  # CI: the download fails, saying why
+    have = os.environ.get(standins.ROOT_ENV) or (standins.OFFICIAL_DIR / "batches.meta").is_file()
+    if chapter7 and not have and os.environ.get(standins.REQUIRE_ENV) != "1" and not standins.official_reachable():
         _skip(chapter7, f"CIFAR-10 unavailable: no stand-in ({standins.TARBALL} absent), no official data in "
               f"{standins.OFFICIAL_DIR}, and {standins.OFFICIAL_URL} unreachable")
 
@@ -291,14 +261,13 @@ def standin_dir():
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`pytest -n auto` (make test): a chapter's notebooks and its focused tests (tests/test_p1chN*.py) run in one
-    worker, in order, so the tests get the notebooks' fresh outputs; other test files run by file. (Not `--dist
-    loadgroup`: pytest-xdist 3.8 cannot tag node ids with their group on pytest 9.2.)"""
+    """`pytest -n auto`: a chapter's notebooks and focused tests share one worker, in order (the tests reuse the
+    notebooks' fresh outputs); other files run by file. (`--dist loadgroup` fails on pytest 9.2, xdist 3.8.)"""
     from xdist.scheduler import LoadScopeScheduling
 
     class ByChapter(LoadScopeScheduling):
         def _split_scope(self, nodeid):
-            chapter = CHAPTER.search(nodeid.split("::")[0])  # p1ch7/2_birds_airplanes.ipynb, tests/test_p1ch7.py
+            chapter = re.search(r"p1ch\d", nodeid.split("::")[0])  # p1ch7/2_birds_airplanes.ipynb, tests/test_p1ch7.py
             return chapter.group() if chapter else nodeid.split("::")[0]
 
     return ByChapter(config, log)

@@ -1,16 +1,6 @@
-"""The test machinery itself (tests/harness.py, tools/, tests/book_run.py).
-
-- A failing or hanging cell fails the run with its traceback; every notebook cell runs once more after its
-  notebook, and a seeded cell must print the same then (this catches a seed that sits in another cell: chapter 5
-  In[12], chapter 6 In[3]); notebook keys hold on Windows; chapter 2's stand-in data folder leaves data/ alone.
-- Without ../shared and without the internet (a contributor's laptop offline, a public CI service with its network
-  cut) the data mirror comes from another folder; what cannot be had (CIFAR-10, the CycleGAN facts) is skipped with
-  a reason that names it, never failed, never waited for. In CI (DLWPT_REQUIRE_CIFAR10=1, set by the GitHub
-  workflow) chapter 7 runs without CIFAR-10, to fail.
-- tools/speed.py's gpu-check without a GPU: it runs nothing and exits 0, and its device proof tells a CPU run from
-  a GPU run. tests/book_run.py, the book-settings run whose outputs chapters 2 and 7 may commit (the real run
-  happens only in the workflow's manually started job `book-outputs`), refuses stand-ins and unordered runs.
-"""
+"""The test machinery itself (tests/harness.py, tools/, tests/book_run.py): the re-run of every cell (a seed in
+another cell is caught), timeouts, stand-ins that leave data/ alone, skips without ../shared (but not of CIFAR-10 in
+CI), gpu-check's proof without a GPU, and book_run's refusal of stand-ins and unordered runs."""
 
 import copy
 import functools
@@ -22,7 +12,7 @@ import subprocess
 import sys
 import types
 import zipfile
-from pathlib import Path, PureWindowsPath
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -32,7 +22,7 @@ from nbval.plugin import get_sanitize_patterns
 from tests import book_run, harness
 from tests.harness import MIRROR, is_seeded, mirror_file, offline_env, printed, shared_file
 from tools import speed, standins
-from tools.notebooks import ROOT, notebook_key, notebook_keys
+from tools.notebooks import ROOT, notebook_keys
 
 NOTEBOOKS = notebook_keys()
 # The book's seeded train/validation splits: (notebook, the cell's first line)
@@ -59,7 +49,6 @@ def nbval_run(tmp_path_factory):
     (folder / "pytest.ini").write_text("[pytest]\n", encoding="utf-8")
     for name, (cells, *_) in SAMPLES.items():
         nb = new_notebook(cells=[new_code_cell(c) for c in cells])
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
         nbformat.write(nb, folder / f"{name}.ipynb")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])))
     cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider", "-v",
@@ -69,9 +58,8 @@ def nbval_run(tmp_path_factory):
 
 @pytest.mark.parametrize("name", SAMPLES)
 def test_every_cell_runs_again_and_a_re_run_that_goes_wrong_fails(nbval_run, name):
-    """Cells run in their folder, in one kernel per notebook; after the last cell each runs again: a cell failing
-    then fails, and so does a seeded cell that prints something else (its seed sits in another cell). A failing
-    cell fails with its traceback (its notebook is not re-run); a hanging one times out."""
+    """Cells run in their folder, in one kernel per notebook, then each once more: a cell failing then fails, and so
+    does a seeded cell printing something else. A failing or hanging cell fails, and its notebook is not re-run."""
     cells, statuses, says = SAMPLES[name]
     ids = [f"Cell {n}" for n in range(len(cells))] + [f"Cell {n} re-run" for n in range(len(cells))]
     got = [re.search(rf"{name}\W+ipynb::{re.escape(i)} (PASSED|FAILED|SKIPPED)", nbval_run) for i in ids]
@@ -116,13 +104,6 @@ def test_output_sanitizer_ignores_reprs_but_not_values():
     assert clean("tensor(2., grad_fn=<ViewBackward0>)") != clean("tensor(3., grad_fn=<AddBackward0>)")
 
 
-def test_keys_of_windows_paths_have_forward_slashes():
-    """The tables (speed.DEVICE_NOTEBOOKS, SEEDED_SPLITS, node ids) write ``/``; Windows paths have ``\\``."""
-    path = PureWindowsPath("C:/dlwpt-2e") / "p1ch7" / "2_birds_airplanes.ipynb"
-    assert str(path.relative_to("C:/dlwpt-2e")) == "p1ch7\\2_birds_airplanes.ipynb"  # what a naive key would be
-    assert notebook_key(path, PureWindowsPath("C:/dlwpt-2e")) == "p1ch7/2_birds_airplanes.ipynb"
-
-
 @pytest.mark.parametrize("links", [True, False], ids=["links", "copies (no symlinks, as on Windows)"])
 def test_stand_in_data_folder_leaves_data_alone(tmp_path, monkeypatch, links):
     shared_file(standins.FACTS_FILE)
@@ -154,8 +135,6 @@ def test_helper_package_builds_with_its_manifest(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     assert "dlwpt/manifest.tsv" in names and "dlwpt/fetch.py" in names
 
-
-# --- without ../shared ------------------------------------------------------------------------------------------
 
 # The tests that read ../shared (mirror, CIFAR-10 JPEGs, CycleGAN facts), plus one notebook on the fetched data.
 SUBSET = ["tests/test_fetch.py::test_manifest_copies_the_mirror_facts",
@@ -190,8 +169,7 @@ def test_suite_without_shared_and_offline_skips_what_it_cannot_have(tmp_path):
                            *SUBSET], cwd=checkout, env=env, capture_output=True, text=True, timeout=1500)
     out = proc.stdout + proc.stderr
     summary = [line for line in proc.stdout.splitlines() if re.search(r"\d+ (passed|failed|skipped)", line)][-1]
-    assert proc.returncode == 0, out[-6000:]
-    assert " passed" in summary and "failed" not in summary and "error" not in summary, summary
+    assert proc.returncode == 0 and " passed" in summary, out[-6000:]  # exit status 0: nothing failed
     assert int(re.search(r"(\d+) skipped", summary).group(1)) >= 20
     assert "CIFAR-10 unavailable" in out and "cifar10-jpeg" in out  # the reason names what is missing
     assert "horse2zebra_0.4.0.state_dict_manifest.json" in out  # the CycleGAN stand-in's facts
@@ -208,7 +186,7 @@ def item(path, *marks):  # what the harness's collection hook reads of a pytest 
 @pytest.mark.parametrize("in_ci", [False, True], ids=["skips saying why", "in CI it runs, to fail"])
 def test_without_cifar10_chapter_7_skips_except_in_ci(tmp_path, monkeypatch, in_ci):
     """In CI (DLWPT_REQUIRE_CIFAR10=1) chapter 7 is never skipped: its notebooks' own download fails, saying where
-    the archive goes (the next test)."""
+    the archive goes (tests/test_first_run.py). Elsewhere the skip names what is missing."""
     monkeypatch.setattr(standins, "TARBALL", tmp_path / "no-shared" / "cifar10-jpeg.tar.gz")
     monkeypatch.setattr(standins, "OFFICIAL_DIR", tmp_path / "no-data")
     monkeypatch.setattr(standins, "official_reachable", lambda: False)
@@ -218,22 +196,8 @@ def test_without_cifar10_chapter_7_skips_except_in_ci(tmp_path, monkeypatch, in_
     harness.pytest_collection_modifyitems(None, types.SimpleNamespace(getoption=lambda *args, **kwargs: False), items)
     skips = [i.get_closest_marker("skip") for i in items]
     assert skips[2] is None and (skips[0] is None) == in_ci and (skips[1] is None) == in_ci
-    assert in_ci or "CIFAR-10 unavailable" in skips[0].kwargs["reason"] and "cifar10-jpeg" in skips[0].kwargs["reason"]
+    assert in_ci or "cifar10-jpeg" in skips[0].kwargs["reason"]
 
-
-def test_the_download_step_fails_offline_saying_where_the_archive_goes(tmp_path, monkeypatch, capsys):
-    """`python -m dlwpt.cifar10`, the workflow's step before the tests: exit status 1 and the notebooks' message."""
-    from dlwpt import cifar10
-
-    for name, value in offline_env().items():
-        monkeypatch.setenv(name, value)
-    assert cifar10.main([str(tmp_path)]) == 1
-    err = capsys.readouterr().err
-    assert "CIFAR-10 could not be downloaded" in err and str(tmp_path.resolve() / "cifar-10-python.tar.gz") in err
-    assert not (tmp_path / "cifar-10-python.tar.gz").exists()
-
-
-# --- tools/speed.py gpu-check ----------------------------------------------------------------------------------
 
 @pytest.mark.skipif(speed.find_gpu() is not None, reason="this machine has a GPU")
 def test_without_a_gpu_it_says_so_and_runs_nothing(tmp_path, capsys):
@@ -248,12 +212,10 @@ def test_the_proof_fails_for_a_cpu_run_and_passes_for_a_gpu_one(tmp_path):
     (row,) = report["notebooks"]
     assert row["device"] == "cpu" and row["seconds"] > 0 and not report["ok"]
     assert row["problems"] == ["model 'dev_model' is on cpu, not cuda", "no cuda memory was allocated in the kernel"]
-    assert "model 'dev_model' is on cpu, not cuda" in (tmp_path / "report.md").read_text(encoding="utf-8")
     assert speed.check_proof(row["proof"], "cpu", ["dev_model", "gone"], needs_memory=False) == [  # right for the CPU
         "model 'gone' not found in the kernel at the end"]
-    on_gpu = {"memory_bytes": 123, "modules": {"model": ["cuda:0"], "linear": ["cpu"], "mixed": ["cpu", "cuda:0"]}}
-    assert speed.check_proof(on_gpu, "cuda", ["model"]) == []
-    assert speed.check_proof(on_gpu, "cuda", ["mixed"]) == ["model 'mixed' is on cpu, cuda:0, not cuda"]
+    assert speed.check_proof({"memory_bytes": 123, "modules": {"model": ["cuda:0"], "linear": ["cpu"]}}, "cuda",
+                             ["model"]) == []
 
 
 def test_report_has_the_gpu_cpu_ratio_and_the_going_further_speeds(tmp_path):
@@ -285,8 +247,6 @@ def test_every_notebook_that_computes_on_the_device_is_proved():
     assert proved >= 10 and set(speed.DEVICE_NOTEBOOKS) <= set(notebook_keys()), "lookups found (almost) nothing"
 
 
-# --- tests/book_run.py -----------------------------------------------------------------------------------------
-
 RUN = "https://github.com/alice/dlwpt-notebooks/actions/runs/123456789"
 CLEAN = "import dlwpt\nimport torchvision.datasets.cifar\nprint('quick:', dlwpt.quick_mode())"
 ON_STANDINS = ("from tools.standins import install_in_process\nimport torchvision.datasets\n"
@@ -315,13 +275,11 @@ def test_a_run_is_recorded_and_one_on_stand_ins_refused(tmp_path, monkeypatch, s
 def committed(record=None, counts=(1, 2)):
     nb = new_notebook(cells=[new_code_cell("x = 1", execution_count=n) for n in counts])
     nb.cells[0].outputs = [new_output("stream", text="out\n")] if counts[0] else []
-    if record is not None:
-        nb.metadata["dlwpt"] = {"outputs": record}
+    nb.metadata["dlwpt"] = {"outputs": record}
     return nb
 
 
-GOOD = {"kind": book_run.KIND, "run": RUN, "proof": {"cifar10_standin": False, "quick": False, "hf_offline": False,
-                                                      "standin_homes": []}}
+GOOD = {"kind": book_run.KIND, "run": RUN, "proof": {"cifar10_standin": False, "quick": False}}
 
 
 @pytest.mark.parametrize("change, counts, says", [
@@ -329,8 +287,6 @@ GOOD = {"kind": book_run.KIND, "run": RUN, "proof": {"cifar10_standin": False, "
     (lambda r: r.update(run="made on my laptop"), (1, 2), "names no GitHub workflow run"),
     (lambda r: r.update(kind="quick mode on stand-ins"), (1, 2), "record kind"),
     (lambda r: r["proof"].update(cifar10_standin=True), (1, 2), "CIFAR-10 was the tests' stand-in"),
-    (lambda r: r["proof"].update(hf_offline=True), (1, 2), "HF_HUB_OFFLINE"),
-    (lambda r: r["proof"].update(standin_homes=["/tmp/dlwpt-ch2-standins-1/torch"]), (1, 2), "stand-in model folders"),
     (lambda r: r.pop("proof"), (1, 2), "the proof cell printed nothing"),
     (lambda r: None, (2, 1), "one full, in-order run"),
     (lambda r: None, (None, None), "a record of a book run, but no outputs: remove the record"),

@@ -1,6 +1,5 @@
 """The one notebook runner of the tools and the tests, its proof of what a run used, and notebook keys as the tables
-write them: ``p1ch7/2_birds_airplanes.ipynb``, with ``/`` on every system (``str(path.relative_to(ROOT))`` gives
-``p1ch7\\2_birds_airplanes.ipynb`` on Windows, which no table holds)."""
+write them (``p1ch7/2_birds_airplanes.ipynb``, ``/`` also on Windows)."""
 
 import json
 import os
@@ -42,20 +41,13 @@ del _dlwpt_proof
 '''
 
 
-def notebook_key(path, root=ROOT):
-    """``path`` relative to ``root``, with ``/`` on every system."""
-    return path.relative_to(root).as_posix()
-
-
-def notebook_keys(root=ROOT, pattern="p1ch*/*.ipynb"):
-    """Every notebook of the chapters, sorted, as keys."""
-    return sorted(notebook_key(path, root) for path in root.glob(pattern))
+def notebook_keys():
+    return sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("p1ch*/*.ipynb"))
 
 
 def run_notebook(path, env=None, timeout=CELL_TIMEOUT, proof=False):
-    """Execute the notebook ``path`` in its folder, as a reader's Run All; return the executed notebook, and with
-    ``proof`` what PROOF_CELL reported after the notebook's cells (its cell is not kept). ``env``: variables changed
-    for the kernel only (None unsets one). A failing cell raises nbclient's CellExecutionError."""
+    """Run All of ``path`` in its folder: the executed notebook (and with ``proof`` what PROOF_CELL reported, its cell
+    not kept). ``env``: variables changed for the kernel only (None unsets one). A failing cell raises."""
     import nbformat
     from nbclient import NotebookClient
 

@@ -1,19 +1,6 @@
 """Chapter 7's speed, and proof that the notebooks run on a GPU, measured side by side in one run on this machine.
 
-    python tools/speed.py bench [--compile] [--skip-suite] [--skip-book]     # make bench
-    python tools/speed.py gpu-check                                          # make gpu-check
-
-bench, on the CPU and the GPU dlwpt picks: the float32 matmul peak; CIFAR-2 training throughput of the chapter's
-fully connected model (best and median of 5 epochs after a warm-up) for the book's DataLoader loop and for tensors
-preloaded on the device (``--compile``: also torch.compile'd), as a fraction of that peak; the wall time of the
-notebook suite in quick mode (each cell once) and of the chapter 7 notebooks at the book's settings.
-
-gpu-check runs every notebook with ``DLWPT_DEVICE=cuda`` (else ``mps``), chapter 7 at the book's settings and again
-on the CPU, the rest in quick mode; each run's proof (tools/notebooks.py) must show the models of
-``DEVICE_NOTEBOOKS`` on the GPU and GPU memory allocated. Report: outputs/gpu_check/report.md and report.json.
-Without a GPU it says so and exits 0. Data: as tools/standins.py's docstring says (speed and proofs do not depend
-on the pixels or the weights).
-"""
+`make bench`, `make gpu-check`: what each measures and writes is in p1ch7/README.md. Without a GPU gpu-check exits 0."""
 
 import argparse
 import json
@@ -36,11 +23,8 @@ import dlwpt  # noqa: E402
 from tools import standins  # noqa: E402
 from tools.notebooks import ROOT, notebook_keys, run_notebook  # noqa: E402
 
-OUT_DIR = ROOT / "outputs" / "gpu_check"
-BOOK_CELL_TIMEOUT = 3 * 3600  # book-settings training on a CPU takes minutes per cell
 BATCH, EPOCHS = 64, 5
-# matmul FLOPs per training sample of 3072-512-2: forward, weight gradients, and the input gradient of the second
-# layer only (the images need no gradient)
+# matmul FLOPs per training sample of 3072-512-2: forward, weight gradients, the second layer's input gradient
 FLOPS_PER_SAMPLE = 2 * (3072 * 512 + 512 * 2) * 2 + 2 * 512 * 2
 MEAN, STD = (0.4915, 0.4823, 0.4468), (0.2470, 0.2435, 0.2616)
 # Notebooks that compute on the chosen device, and the models that must end up on it there.
@@ -69,8 +53,6 @@ def matmul_peak(device, reps=10):
     n = 8192 if device.type == "cuda" else 2048
     torch.backends.cuda.matmul.allow_tf32 = False
     a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
-    for _ in range(3):
-        a @ b
     return 2 * n**3 / min(timed(lambda: a @ b, device) for _ in range(reps)) / 1e9
 
 
@@ -88,8 +70,8 @@ def load_cifar2():
 
 
 def throughputs(cifar2, device, with_compile):
-    """[(loop, samples/s of each timed epoch, sorted)]: the book's DataLoader loop (cell 21, batches moved to the
-    device), and the same updates from tensors stacked once on the device (optionally torch.compile'd)."""
+    """[(loop, sorted samples/s of each epoch)]: the book's DataLoader loop (cell 21), then tensors preloaded on the
+    device (optionally torch.compile'd)."""
     x = torch.stack([img for img, _ in cifar2]).view(len(cifar2), -1).to(device)
     y = torch.tensor([label for _, label in cifar2], device=device)
     loader = torch.utils.data.DataLoader(cifar2, batch_size=BATCH, shuffle=True)
@@ -123,8 +105,7 @@ def throughputs(cifar2, device, with_compile):
 
 
 def run_with_proof(key, device=None, book=False):
-    """Execute a notebook in its folder (``DLWPT_DEVICE=device`` unless None; quick mode unless ``book``) with its
-    proof. A dict: notebook, device, mode, seconds, proof, problems (the failing cell's message), text."""
+    """A row of the report: ``key`` run with its proof (``DLWPT_DEVICE=device`` unless None; quick unless ``book``)."""
     from nbclient.exceptions import CellExecutionError
 
     env = {"DLWPT_QUICK": "0" if book else "1"} | ({"DLWPT_DEVICE": device} if device else {})
@@ -132,7 +113,7 @@ def run_with_proof(key, device=None, book=False):
            "problems": [], "text": ""}
     start = time.perf_counter()
     try:
-        nb, row["proof"] = run_notebook(ROOT / key, env=env, timeout=BOOK_CELL_TIMEOUT, proof=True)
+        nb, row["proof"] = run_notebook(ROOT / key, env=env, timeout=3 * 3600, proof=True)  # book settings on a CPU
         row["text"] = "".join("".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     except CellExecutionError as err:
         lines = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()
@@ -189,9 +170,9 @@ def find_gpu():
     return None if kind == "cpu" else kind
 
 
-def gpu_check(keys=None, gpu=None, device=None, out=OUT_DIR):
-    """Run ``keys`` (every notebook) with DLWPT_DEVICE=``device`` (the GPU), prove the ``gpu`` did their work, run
-    chapter 7 again on the CPU, write the report; True when all is well. The tests pass ``device='cpu'``."""
+def gpu_check(keys=None, gpu=None, device=None, out=ROOT / "outputs" / "gpu_check"):
+    """Run ``keys`` (all) on ``device`` (the GPU; the tests pass 'cpu'), prove the ``gpu`` did their work, run chapter
+    7 again on the CPU, write the report; True when all is well."""
     gpu = gpu or find_gpu()
     if gpu is None:
         print(f"gpu-check: no CUDA or Apple MPS GPU here (torch {torch.__version__}); nothing to check, nothing "
@@ -221,13 +202,12 @@ def gpu_check(keys=None, gpu=None, device=None, out=OUT_DIR):
               "cifar10": cifar, "notebooks": rows, "chapter7_book_seconds": chapter7_times(rows, device),
               "ok": not any(r["problems"] for r in rows)}
     write_report(report, out)
-    print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}\nReport: {Path(out) / 'report.md'} "
+    print(f"\nChapter 7 at the book's settings: {report['chapter7_book_seconds']}\nReport: {out / 'report.md'} "
           f"and report.json. Result: {'OK' if report['ok'] else 'FAILED'}")
     return report["ok"]
 
 
 def write_report(report, out):
-    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     ch7, lines = report["chapter7_book_seconds"], [f"# GPU check: {'OK' if report['ok'] else 'FAILED'}", ""]
@@ -286,12 +266,9 @@ def main(argv=None):
     parser.add_argument("--skip-suite", action="store_true", help="bench: do not time the notebook suite")
     parser.add_argument("--skip-book", action="store_true", help="bench: do not time chapter 7 at the book's settings")
     args = parser.parse_args(argv)
-    try:
-        if args.command == "bench":
-            return bench(args.compile, args.skip_suite, args.skip_book)
-        return 0 if gpu_check() else 1
-    finally:
-        standins.deactivate()
+    if args.command == "bench":
+        return bench(args.compile, args.skip_suite, args.skip_book)
+    return 0 if gpu_check() else 1
 
 
 if __name__ == "__main__":

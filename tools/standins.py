@@ -1,17 +1,7 @@
-"""Offline stand-ins for the downloads the tests (and tools/speed.py) cannot make: they let the notebooks' code run
-as a reader runs it online, carry no trained knowledge, and leave the notebooks unchanged. tests/harness.py switches
-them on for a test run (``pytest --real-downloads`` leaves them out); tools/speed.py where ../shared has them.
-
-CIFAR-10 (chapter 7): ``build_standin`` makes, once and outside the repository, torchvision's layout from
-``../shared/cifar10-jpeg`` (the real images re-encoded as JPEG by a public mirror, in a fixed-seed order);
-``activate`` writes an IPython startup file into a temporary ``IPYTHONDIR`` that points every ``CIFAR10(...)`` of
-the kernels started afterwards at it, without the MD5 check. Otherwise the official archive in data-unversioned/.
-
-Chapter 2 (``build_chapter2``), in a temporary folder: random weights under the file names torchvision downloads
-(``IMAGENET1K_V1``), a cached ``pytorch_vision_v<installed torchvision>`` hub folder, tiny random GPT-2 and BLIP
-models under the real Hugging Face ids (``HF_HUB_OFFLINE=1``) and, where ``data/`` lacks the real CycleGAN weights
-and ../shared has their facts, a data folder for ``DLWPT_DATA`` with random weights of the published layout.
-"""
+"""Offline stand-ins for the downloads the tests and tools/speed.py cannot make (CONTRIBUTING.md, "Stand-ins"): they
+carry no trained knowledge and leave the notebooks unchanged. CIFAR-10: ``build_standin`` from ../shared/cifar10-jpeg,
+``activate`` for the kernels. Chapter 2: ``build_chapter2`` (torchvision weights, hub folder, tiny Hugging Face
+models, and a ``DLWPT_DATA`` folder with CycleGAN weights of the published layout where data/ lacks the real ones)."""
 
 import io
 import json
@@ -33,7 +23,7 @@ CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "hors
 SEED = 7  # fixed order of the stand-in samples
 CACHE_ENV = "DLWPT_CIFAR_STANDIN_CACHE"  # optional: where to keep the built folder
 ROOT_ENV = "DLWPT_CIFAR_STANDIN"  # set for the kernels: the stand-in root folder
-REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # CI with internet: chapter 7 must run, never be skipped
+REQUIRE_ENV = "DLWPT_REQUIRE_CIFAR10"  # "1" in CI with internet: chapter 7 must run, never be skipped
 FACTS_FILE = "facts/horse2zebra_0.4.0.state_dict_manifest.json"  # relative to ../shared
 FACTS = SHARED / FACTS_FILE
 CYCLEGAN_WEIGHTS = "p1ch2/horse2zebra_0.4.0.pth"
@@ -79,8 +69,7 @@ STARTUP = PATCH_CODE + f"\nif _os.environ.get({ROOT_ENV!r}):\n    _dlwpt_install
 
 
 def build_standin():
-    """Build (once; cached, one folder per archive version) the stand-in folder; return its root (holding
-    cifar-10-batches-py/)."""
+    """The root of the stand-in's cifar-10-batches-py/, built once per archive version."""
     import numpy as np
     from PIL import Image
 
@@ -107,8 +96,7 @@ def build_standin():
     (tmp / "cifar-10-batches-py").mkdir()
 
     def save(name, content):
-        with open(tmp / "cifar-10-batches-py" / name, "wb") as f:
-            pickle.dump(content, f, protocol=4)
+        (tmp / "cifar-10-batches-py" / name).write_bytes(pickle.dumps(content, protocol=4))
 
     for split, names in (("train", [f"data_batch_{i}" for i in range(1, 6)]), ("test", ["test_batch"])):
         items = sorted(samples[split], key=lambda s: s[:2])
@@ -130,7 +118,7 @@ def build_standin():
 
 
 def install_in_process(root):
-    """Apply the stand-in patch in this Python process (tools/speed.py bench; never in a notebook)."""
+    """The CIFAR-10 stand-in in this Python process (tools/speed.py bench)."""
     scope = {}
     exec(PATCH_CODE, scope)
     scope["_dlwpt_install"](str(root))
@@ -153,15 +141,10 @@ def activate():
 
 
 def deactivate():
-    """Undo activate()."""
     while _ACTIVE:
         patch, ipython_dir = _ACTIVE.pop()
         patch.stop()
         ipython_dir.cleanup()
-
-
-def required():
-    return os.environ.get(REQUIRE_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
 def official_reachable(timeout=5):
@@ -175,21 +158,6 @@ def official_reachable(timeout=5):
         return False
 
 
-# --- chapter 2 ---------------------------------------------------------------------------------------------------
-
-
-def make_torchvision_weights(folder):
-    """Random weights saved under the file names of the weights the notebooks load (IMAGENET1K_V1)."""
-    import torch
-    from torchvision import models
-
-    folder.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(0)
-    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
-        # random init, no download; zeroed residual branches keep the random scores small
-        torch.save(build(zero_init_residual=True).state_dict(), folder / Path(weights.IMAGENET1K_V1.url).name)
-
-
 def vision_hub_repo():
     """What 4_model_zoos passes to torch.hub.load: pytorch/vision at the installed TorchVision's tag."""
     import torchvision
@@ -200,9 +168,6 @@ def vision_hub_repo():
 def hub_cache_folder(repo):
     """The folder torch.hub caches ``owner/name:ref`` in: ``owner_name_ref`` ("/" in ref -> "_")."""
     return repo.replace(":", "_").replace("/", "_")
-
-
-# --- Hugging Face -----------------------------------------------------------------
 
 
 def _snapshot(hub_cache, repo_id):
@@ -267,9 +232,7 @@ def make_blip(hub_cache):
                                pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
     tok.add_special_tokens({"additional_special_tokens": ["[ENC]"]})
     ids = {t: tok.convert_tokens_to_ids(t) for t in specials}
-    image_processor = tf.BlipImageProcessor(size={"height": 384, "width": 384},
-                                            image_mean=[0.48145466, 0.4578275, 0.40821073],
-                                            image_std=[0.26862954, 0.26130258, 0.27577711])
+    image_processor = tf.BlipImageProcessor()  # its defaults are the real one's: 384 x 384, CLIP's mean and std
     tiny = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
     text = dict(tiny, vocab_size=len(tok), encoder_hidden_size=32, max_position_embeddings=64,
                 bos_token_id=ids["[DEC]"], eos_token_id=ids["[SEP]"], sep_token_id=ids["[SEP]"],
@@ -286,8 +249,7 @@ def make_blip(hub_cache):
 
 
 def _save_like_the_hub(tokenizer, snap):
-    """Save, then drop ``clean_up_tokenization_spaces``, which the real gpt2 and BLIP tokenizer configs do not set,
-    so that transformers 4.44 prints its FutureWarning about it offline just as it does for readers."""
+    """Save without ``clean_up_tokenization_spaces``, as the real configs: transformers 4.44 warns as for readers."""
     tokenizer.save_pretrained(snap)
     path = Path(snap) / "tokenizer_config.json"
     config = json.loads(path.read_text(encoding="utf-8"))
@@ -304,14 +266,6 @@ def real_cyclegan_weights(data_dir=ROOT / "data"):
     return path.is_file() and check_file(path, entry) is None
 
 
-def link_or_copy(source, target):
-    """A symbolic link at ``target`` to ``source``; a copy where links cannot be made (Windows without the right)."""
-    try:
-        target.symlink_to(source, target_is_directory=source.is_dir())
-    except OSError:
-        (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
-
-
 def data_folder_with_standin_weights(base, data=ROOT / "data"):
     """``base``: a data folder for ``DLWPT_DATA``, data/'s folders and files linked, but in its own p1ch2/ random
     tensors with every name and shape of the published CycleGAN weights (never written into data/)."""
@@ -319,8 +273,12 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
     (base / "p1ch2").mkdir(parents=True)
     for item in sorted([*data.glob("p1ch*"), *(data / "p1ch2").iterdir()]):
-        if item.name != "p1ch2" and item.relative_to(data).as_posix() != CYCLEGAN_WEIGHTS:
-            link_or_copy(item.resolve(), base / item.relative_to(data))
+        source, target = item.resolve(), base / item.relative_to(data)
+        if item.name != "p1ch2" and target != base / CYCLEGAN_WEIGHTS:
+            try:
+                target.symlink_to(source, target_is_directory=source.is_dir())
+            except OSError:  # no right to make links (Windows): a copy
+                (shutil.copytree if source.is_dir() else shutil.copy2)(source, target)
     gen = torch.Generator().manual_seed(0)
     tensors = json.loads(FACTS.read_text(encoding="utf-8"))["tensors"]
     torch.save({t["name"]: torch.randn(*t["shape"], generator=gen) * 0.05 for t in tensors}, base / CYCLEGAN_WEIGHTS)
@@ -328,18 +286,24 @@ def data_folder_with_standin_weights(base, data=ROOT / "data"):
 
 
 def build_chapter2(base, env):
-    """Build chapter 2's stand-ins in the folder ``base``, first setting in ``env`` (os.environ: huggingface_hub
-    reads it once, on import) the variables pointing at them (``DLWPT_DATA``: see data_folder_with_standin_weights)."""
+    """Chapter 2's stand-ins in ``base``; ``env`` (os.environ: huggingface_hub reads it on import) points at them."""
     torch_home, hf_home = base / "torch", base / "hf"
     env.update(TORCH_HOME=str(torch_home), HF_HOME=str(hf_home), HF_HUB_CACHE=str(hf_home / "hub"),
                HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    make_torchvision_weights(torch_home / "hub" / "checkpoints")
+    import torch
+    from torchvision import models
+    from transformers.utils import logging as hf_logging  # after the variables above: read on import
+
+    weights_dir = torch_home / "hub" / "checkpoints"
+    weights_dir.mkdir(parents=True)
+    torch.manual_seed(0)
+    for build, weights in ((models.resnet101, models.ResNet101_Weights), (models.resnet18, models.ResNet18_Weights)):
+        # random weights under the IMAGENET1K_V1 file names; zeroed residual branches keep the random scores small
+        torch.save(build(zero_init_residual=True).state_dict(), weights_dir / Path(weights.IMAGENET1K_V1.url).name)
     hub_repo = torch_home / "hub" / hub_cache_folder(vision_hub_repo())  # the cached snapshot torch.hub.load uses
     hub_repo.mkdir()
     (hub_repo / "hubconf.py").write_text('dependencies = ["torch"]\nfrom torchvision.models import resnet18\n',
                                          encoding="utf-8")
-    from transformers.utils import logging as hf_logging
-
     hf_logging.disable_progress_bar()  # quiet pytest's output while saving
     with warnings.catch_warnings():  # transformers 4.44's notice, see _save_like_the_hub
         warnings.filterwarnings("ignore", message="`clean_up_tokenization_spaces` was not set", category=FutureWarning)
