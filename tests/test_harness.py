@@ -137,8 +137,7 @@ def test_helper_package_builds_with_its_manifest(tmp_path):
 
 
 # The tests that read ../shared (mirror, CIFAR-10 JPEGs, CycleGAN facts), plus one notebook on the fetched data.
-SUBSET = ["tests/test_fetch.py::test_manifest_copies_the_mirror_facts",
-          "tests/test_fetch.py::test_cli_with_shared_mirror_verifies_real_data", "tests/test_notebook_conventions.py",
+SUBSET = ["tests/test_fetch.py::test_manifest_copies_the_mirror_facts", "tests/test_notebook_conventions.py",
           "tests/test_p1ch2.py::test_generator_state_dict_matches_published_file",
           "tests/test_p1ch2.py::test_cyclegan_notebook_loads_weights_and_makes_an_image",
           "tests/test_p1ch2.py::test_exercise_bobby_through_the_generator", "tests/test_p1ch7.py",
