@@ -3,7 +3,6 @@ hour-fixed.csv's provenance."""
 
 import ast
 import importlib.util
-import os
 import re
 import subprocess
 import sys
@@ -12,31 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tools.notebooks import run_notebook
+
 ROOT = Path(__file__).resolve().parents[1]
 BIKES = ROOT / "data/p1ch4/bike-sharing-dataset"
 
 
-def run_cells(notebook, then, deprecations_as_errors=False):
-    """Run the code cells of p1ch4/``notebook`` after its setup cell in a fresh Python, in the notebook's folder,
-    then the code ``then``; return the last line printed. For what the notebook computes but does not print."""
-    strict = (
-        "warnings.simplefilter('error', DeprecationWarning)\n"
-        # matplotlib 3.8 calls pyparsing APIs that newer pyparsing deprecates: not the notebook's doing
-        "warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'matplotlib\\.')\n"
-    )
-    script = (
-        "import warnings\nimport nbformat\n"
-        f"cells = [c for c in nbformat.read({notebook!r}, 4).cells if c.cell_type == 'code'][1:]\n"
-        + (strict if deprecations_as_errors else "")
-        + "ns = {}\nfor c in cells:\n    exec(c.source, ns)\n"
-        f"exec({then!r}, ns)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=ROOT / "p1ch4", capture_output=True, text=True, env={**os.environ, "MPLBACKEND": "Agg"},
-    )
-    assert proc.returncode == 0, proc.stderr
-    return proc.stdout.strip().splitlines()[-1]
+def printed_after(notebook, then, before=""):
+    """The last line ``then`` prints after a fresh run of p1ch4/``notebook``: what the notebook computes but does not
+    print."""
+    _, printed = run_notebook(ROOT / "p1ch4" / notebook, before=before, after=then)
+    return printed.strip().splitlines()[-1]
 
 
 # Cells tagged nbval-check-output hold the book's printed figures (shapes, the wine statistics and table, the
@@ -46,14 +31,17 @@ def run_cells(notebook, then, deprecations_as_errors=False):
 def test_ct_reads_without_warnings(executed_notebook):
     """The kernel hides warnings raised inside libraries: the cells run here too, a DeprecationWarning an error."""
     assert "Warning" not in executed_notebook("p1ch4/2_volumetric_ct.ipynb").stderr()
-    assert run_cells("2_volumetric_ct.ipynb", "print(tuple(vol.shape))", True) == "(1, 99, 512, 512)"
+    # matplotlib 3.8 calls pyparsing APIs that newer pyparsing deprecates: not the notebook's doing
+    strict = ("import warnings\nwarnings.simplefilter('error', DeprecationWarning)\n"
+              "warnings.filterwarnings('ignore', category=DeprecationWarning, module=r'matplotlib\\.')")
+    assert printed_after("2_volumetric_ct.ipynb", "print(tuple(vol.shape))", strict) == "(1, 99, 512, 512)"
 
 
 def test_bikes_weather_rescaled():
     """In[11] and In[12] print nothing. The book: In[11] appends the weather's one-hot columns, and In[12] maps the
     weather situations 1..4 onto a variable that runs from 0.0 to 1.0."""
     then = "print((tuple(daily_bikes.shape), sorted(set(daily_bikes[:, 9, :].flatten().tolist()))))"
-    shape, weather = ast.literal_eval(run_cells("4_time_series_bikes.ipynb", then))
+    shape, weather = ast.literal_eval(printed_after("4_time_series_bikes.ipynb", then))
     assert shape == (730, 21, 24)
     assert weather == pytest.approx([0.0, 1 / 3, 2 / 3, 1.0]), "the weather should run from 0.0 to 1.0"
 

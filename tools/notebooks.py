@@ -45,18 +45,24 @@ def notebook_keys():
     return sorted(path.relative_to(ROOT).as_posix() for path in ROOT.glob("p1ch*/*.ipynb"))
 
 
-def run_notebook(path, env=None, timeout=CELL_TIMEOUT, proof=False):
-    """Run All of ``path`` in its folder: the executed notebook (and with ``proof`` what PROOF_CELL reported, its cell
-    not kept). ``env``: variables changed for the kernel only (None unsets one). A failing cell raises."""
+def run_notebook(path, env=None, timeout=CELL_TIMEOUT, proof=False, before="", after=""):
+    """Run All of ``path`` in its folder; return the executed notebook. ``before``/``after``: code run in the same
+    kernel before/after the notebook's cells, never kept; with ``after`` also what it printed, with ``proof`` what
+    PROOF_CELL reported. ``env``: variables changed for the kernel only (None unsets one). A failing cell raises."""
     import nbformat
     from nbclient import NotebookClient
 
     nb = nbformat.read(path, as_version=4)
-    nb.cells += [nbformat.v4.new_code_cell(PROOF_CELL)] if proof else []
+    after = PROOF_CELL if proof else after
+    nb.cells = [nbformat.v4.new_code_cell(before)] * bool(before) + nb.cells
+    nb.cells += [nbformat.v4.new_code_cell(after)] * bool(after)
     kernel_env = {name: value for name, value in {**os.environ, **(env or {})}.items() if value is not None}
     NotebookClient(nb, timeout=timeout, kernel_name="python3",
                    resources={"metadata": {"path": str(Path(path).parent)}}).execute(env=kernel_env)
-    if not proof:
+    nb.cells = nb.cells[bool(before):]
+    if not after:
         return nb
     printed = "".join("".join(o.get("text", "")) for o in nb.cells.pop().outputs if o.get("output_type") == "stream")
+    if not proof:
+        return nb, printed
     return nb, json.loads(printed.split(PROOF_MARK)[-1]) if PROOF_MARK in printed else None
