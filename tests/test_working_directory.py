@@ -14,6 +14,9 @@ ROOT = dlwpt.REPO_ROOT
 def test_only_a_chapter_folder_passes(monkeypatch, tmp_path, where):
     monkeypatch.chdir(ROOT / "p1ch4")
     assert dlwpt.require_chapter_folder() == (ROOT / "p1ch4").resolve()
+    monkeypatch.setenv("DLWPT_DATA", str(tmp_path))  # another data folder (the tests' chapter-2 stand-ins)
+    pytest.raises(FileNotFoundError, dlwpt.require_data, "p1ch4/tabular-wine").match(str(tmp_path))
+    monkeypatch.delenv("DLWPT_DATA")
     assert dlwpt.require_data("p1ch4/tabular-wine") == dlwpt.DATA_DIR / "p1ch4/tabular-wine"
     monkeypatch.chdir(ROOT if where == "root" else tmp_path)
     assert dlwpt.require_data("p1ch4/tabular-wine", data_dir=dlwpt.DATA_DIR).is_dir()  # absolute: from anywhere
