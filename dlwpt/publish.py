@@ -6,13 +6,14 @@ rewrites, in place, exactly these and nothing else:
 
 - ``REPO_URL`` and ``REPO_BRANCH`` in ``dlwpt/__init__.py``;
 - the Open in Colab and Open in Kaggle badges in the first cell of every notebook ``p1ch*/*.ipynb``;
-- the ``git clone`` line of every notebook's setup cell.
+- the ``git clone`` line of every notebook's setup cell;
+- the README's Colab and Kaggle link of every notebook and its link to the issues.
 
 It checks every file first and writes nothing if one of them is not as expected. It works on the text of
 the files, so every other byte (line endings included) stays as it is. Each file is written to a temporary
 name first and renamed into place only when all of them are written, then read back: a failure (a full disk)
 leaves every file as it was. Check with ``git diff`` and commit. Other files that still
-name the old location (links in READMEs) are listed, not changed.
+name the old location are listed, not changed.
 """
 
 import argparse
@@ -31,6 +32,9 @@ GITHUB = "https://github.com/"
 OWNER_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?/[A-Za-z0-9._-]+")
 BRANCH = re.compile(r"[A-Za-z0-9._-]+(?:/[A-Za-z0-9._-]+)*")
 TEXT_SUFFIXES = {".md", ".py", ".toml", ".yml", ".yaml", ".cfg", ".txt", ".ipynb"}
+
+
+REWRITTEN = {"dlwpt/__init__.py", "README.md"}  # besides the notebooks
 
 
 class PublishError(Exception):
@@ -120,9 +124,17 @@ def publish(owner_name, branch="main", root=REPO_ROOT):
     pairs = [(a.replace("\n", newline), b.replace("\n", newline))
              for a, b in module_replacements(old, REPO_BRANCH, owner_name, branch)]
     new_texts = {module: (text, rewrite(text, pairs, module))}
+    links = notebook_replacements(old, REPO_BRANCH, owner_name, branch)[:2]  # the badges' Colab and Kaggle links
     for path in notebooks:
         text = read_text(path)[0]
         new_texts[path] = (text, rewrite(text, notebook_replacements(old, REPO_BRANCH, owner_name, branch), path))
+    readme = root / "README.md"
+    if readme.is_file():  # its table links every notebook, each once
+        keys = [path.relative_to(root).as_posix() for path in notebooks]
+        pairs = [(a + key, b + key) for a, b in links for key in keys]
+        text = read_text(readme)[0]
+        issues = [(f"{GITHUB}{old}/issues", f"{GITHUB}{owner_name}/issues")]
+        new_texts[readme] = (text, rewrite(text, pairs + issues, readme))
     changed = {path: new for path, (text, new) in new_texts.items() if new != text}
     write_all(changed)  # all checked: now write
     return [path.relative_to(root).as_posix() for path in changed]
@@ -138,7 +150,7 @@ def other_mentions(old_url, root=REPO_ROOT):
         if path.suffix not in TEXT_SUFFIXES or not path.is_file():
             continue
         for n, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-            if old_url + "/" in line + "/" and not (path.suffix == ".ipynb" or rel.as_posix() == "dlwpt/__init__.py"):
+            if old_url + "/" in line + "/" and not (path.suffix == ".ipynb" or rel.as_posix() in REWRITTEN):
                 found.append(f"{rel.as_posix()}:{n}")
     return found
 
@@ -146,7 +158,7 @@ def other_mentions(old_url, root=REPO_ROOT):
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m dlwpt.publish",
-        description="Point REPO_URL, every notebook's Colab and Kaggle badges and its setup cell at a GitHub location.",
+        description="Point REPO_URL, the notebooks' badges and setup cells and the README's links at a new location.",
     )
     parser.add_argument("owner_name", metavar="OWNER/NAME", help="the GitHub repository, e.g. alice/dlwpt-notebooks")
     parser.add_argument("--branch", default="main", help="the branch the badges open and the setup cell clones")
@@ -160,7 +172,8 @@ def main(argv=None):
     if not written:
         print(f"Already pointing at {target}: nothing to change.")
         return 0
-    print(f"Now pointing at {target}: rewrote {len(written)} files ({written[0]} and {len(written) - 1} notebooks).")
+    others = [rel for rel in written if not rel.endswith(".ipynb")]
+    print(f"Now pointing at {target}: rewrote {', '.join(others)} and {len(written) - len(others)} notebooks.")
     mentions = other_mentions(REPO_URL)
     if mentions:
         print(f"Still naming {REPO_URL} (not changed, check by hand): " + ", ".join(mentions))

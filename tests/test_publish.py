@@ -39,6 +39,7 @@ SWAPPED = [  # (old, new): the exact strings that change (the same in the notebo
     (f"-b {OLD_BRANCH} {GH}{OLD} ", f"-b {NEW_BRANCH} {GH}{NEW} "),  # the setup cell's git clone
     (f'REPO_URL = "{GH}{OLD}"', f'REPO_URL = "{GH}{NEW}"'),
     (f'REPO_BRANCH = "{OLD_BRANCH}"', f'REPO_BRANCH = "{NEW_BRANCH}"'),
+    (f"{GH}{OLD}/issues", f"{GH}{NEW}/issues"),  # the README's
 ]
 
 
@@ -46,7 +47,7 @@ SWAPPED = [  # (old, new): the exact strings that change (the same in the notebo
 def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_path, newline):
     skip = shutil.ignore_patterns(".git", ".venv*", "*_cache", "__pycache__", "data", "data-unversioned", "outputs")
     shutil.copytree(ROOT, tmp_path, ignore=skip, dirs_exist_ok=True)  # publish never reads what is left out
-    for path in [tmp_path / "dlwpt/__init__.py", *tmp_path.glob("p1ch*/*.ipynb")]:
+    for path in [tmp_path / "dlwpt/__init__.py", tmp_path / "README.md", *tmp_path.glob("p1ch*/*.ipynb")]:
         path.write_bytes(path.read_bytes().replace(b"\r\n", b"\n").replace(b"\n", newline.encode()))
     before = tree(tmp_path)
     assert "nothing to change" in publish(tmp_path, OLD, "--branch", OLD_BRANCH).stdout and tree(tmp_path) == before
@@ -54,7 +55,8 @@ def test_publish_rewrites_constant_badges_and_setup_cells_and_nothing_else(tmp_p
     assert proc.returncode == 0 and f"Now pointing at {GH}{NEW} (branch {NEW_BRANCH})" in proc.stdout
     after = tree(tmp_path)
     changed = sorted(rel for rel in before if after[rel] != before[rel])
-    assert changed == sorted(["dlwpt/__init__.py", *(rel for rel in before if re.fullmatch(r"p1ch\d/\w+\.ipynb", rel))])
+    notebooks = [rel for rel in before if re.fullmatch(r"p1ch\d/\w+\.ipynb", rel)]
+    assert changed == sorted(["README.md", "dlwpt/__init__.py", *notebooks])
     for rel in changed:  # byte for byte, line endings too: putting the old location back gives the original file
         text = after[rel].decode()
         for old, new in SWAPPED:
