@@ -16,6 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from dlwpt.data import DATA_ENV
 from tests.harness import shared_file, standin_dir, use_real_downloads
 from tools.standins import CYCLEGAN_WEIGHTS, FACTS_FILE, GPT2_PROMPT, hub_cache_folder, vision_hub_repo
 
@@ -171,11 +172,11 @@ def test_stand_in_weights_never_go_into_the_repository_data(executed_notebook, r
     """Without the real weights in data/, DLWPT_DATA names a temporary data folder holding the stand-in; with them
     nothing is redirected. data/ never receives the stand-in, and its zebra.jpg (the book's) stays."""
     real = DATA / "horse2zebra_0.4.0.pth"
-    if use_real_downloads(request.config) or "DLWPT_DATA" not in os.environ:
+    if use_real_downloads(request.config) or DATA_ENV not in os.environ:
         executed_notebook(NB_CYCLEGAN)  # skips where it could not run
         assert real.is_file(), "no stand-in and no real CycleGAN weights: the notebook could not have run"
     else:
-        standin = Path(os.environ["DLWPT_DATA"]) / CYCLEGAN_WEIGHTS
+        standin = Path(os.environ[DATA_ENV]) / CYCLEGAN_WEIGHTS
         assert standin.is_file() and not standin.is_symlink() and standin_dir() in standin.parents
         assert not real.exists() or real.resolve() != standin.resolve()
         assert (standin.parent / "horse.jpg").resolve() == (DATA / "horse.jpg").resolve()

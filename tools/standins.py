@@ -14,6 +14,8 @@ import warnings
 from pathlib import Path
 from unittest import mock
 
+from dlwpt.data import DATA_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DLWPT_SHARED") or ROOT.parent / "shared")  # ../shared: data mirror, CIFAR JPEGs, facts
 TARBALL = SHARED / "cifar10-jpeg" / "cifar10-jpeg.tar.gz"
@@ -310,9 +312,9 @@ def build_chapter2(base, env):
         make_gpt2(hf_home / "hub")
         make_blip(hf_home / "hub")
     if FACTS.is_file() and not real_cyclegan_weights():
-        env["DLWPT_DATA"] = str(data_folder_with_standin_weights(base / "data"))
+        env[DATA_ENV] = str(data_folder_with_standin_weights(base / "data"))
 
 
 # What the stand-ins set for the kernels: a run that must not use them (book_run, a fresh pytest) drops these.
 ENV_NAMES = {ROOT_ENV, "IPYTHONDIR", "TORCH_HOME", "HF_HOME", "HF_HUB_CACHE", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE",
-             "DLWPT_DATA"}
+             DATA_ENV}
